@@ -1,0 +1,46 @@
+"""The action registry: states.yaml names actions; this maps names to coroutines.
+
+Built-in actions live one per module in this package and register themselves
+with `@action("name")`. A definition may list `plugins:` (importable modules)
+that register more; tests use that to add slow or failing actions to a real
+CLI run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..context import ActionContext
+
+ActionFn = Callable[["ActionContext"], Awaitable[str | None]]
+
+REGISTRY: dict[str, ActionFn] = {}
+
+# Modules of this package holding built-in actions (imported on demand, so
+# `retake-fsm --help` and `validate` stay fast).
+BUILTIN_MODULES: tuple[str, ...] = ()
+
+
+def action(name: str) -> Callable[[ActionFn], ActionFn]:
+    """Register `fn` under `name` (a later registration of the same name replaces it)."""
+
+    def deco(fn: ActionFn) -> ActionFn:
+        REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def load_builtin() -> dict[str, ActionFn]:
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(f"{__name__}.{mod}")
+    return REGISTRY
+
+
+def load_plugins(modules: list[str]) -> dict[str, ActionFn]:
+    for mod in modules:
+        importlib.import_module(mod)
+    return REGISTRY
