@@ -1,5 +1,9 @@
-"""Shared fixtures. Each area keeps its fixtures in tests/fixtures/<area>.py."""
+"""Shared fixtures. Each area keeps its fixtures in tests/fixtures/<area>.py (loaded here)."""
 
-pytest_plugins = [
-    "tests.fixtures.env",
-]
+from pathlib import Path
+
+pytest_plugins = sorted(
+    f"tests.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    if not p.stem.startswith("_")
+)

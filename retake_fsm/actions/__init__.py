@@ -9,6 +9,7 @@ CLI run.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,6 @@ ActionFn = Callable[["ActionContext"], Awaitable[str | None]]
 
 REGISTRY: dict[str, ActionFn] = {}
 
-# Modules of this package holding built-in actions (imported on demand, so
-# `retake-fsm --help` and `validate` stay fast).
-BUILTIN_MODULES: tuple[str, ...] = ()
 
 
 def action(name: str) -> Callable[[ActionFn], ActionFn]:
@@ -35,8 +33,11 @@ def action(name: str) -> Callable[[ActionFn], ActionFn]:
 
 
 def load_builtin() -> dict[str, ActionFn]:
-    for mod in BUILTIN_MODULES:
-        importlib.import_module(f"{__name__}.{mod}")
+    """Import every module of this package (each registers its actions); on demand,
+    so `retake-fsm --help` stays fast."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
     return REGISTRY
 
 
