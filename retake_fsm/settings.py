@@ -157,6 +157,8 @@ class RecoverSettings(_Model):
 
 class NotifySettings(_Model):
     command: str | None = None
+    timeout: Duration = 10.0  # the notify command is stopped after this (logged, not fatal)
+    what: str | None = None  # "<what is happening>" in the distribution message; None: ideas[0]
     ideas: list[str] = Field(
         default_factory=lambda: [
             "a live walkthrough of what I am building",

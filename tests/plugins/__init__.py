@@ -1,0 +1,1 @@
+"""Test action modules, loaded by fixture definitions through `plugins:`."""
