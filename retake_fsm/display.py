@@ -157,14 +157,16 @@ async def ensure_display(runner: ProcessRunner, settings: DisplaySettings, state
     else:
         r, w = os.pipe()
         try:
-            proc = await runner.start(XVFB_NAME, [*base, "-displayfd", str(w)], pass_fds=(w,))
-        finally:
-            os.close(w)
-        try:
-            n = await _read_displayfd(r, proc, settings.ready_timeout)
-        except BaseException:
-            await runner.stop(XVFB_NAME)
-            raise
+            try:
+                proc = await runner.start(XVFB_NAME, [*base, "-displayfd", str(w)],
+                                          pass_fds=(w,))
+            finally:
+                os.close(w)  # only Xvfb writes to it now: EOF once Xvfb is gone
+            try:
+                n = await _read_displayfd(r, proc, settings.ready_timeout)
+            except BaseException:
+                await runner.stop(XVFB_NAME)
+                raise
         finally:
             os.close(r)
     try:

@@ -59,7 +59,9 @@ PACKAGES: dict[str, str] = {
 }
 
 CREATE_TIME_TOLERANCE = 0.02  # seconds; psutil's create_time has clock-tick resolution
-POLL = 0.05  # how often we look at a real process or file (real seconds)
+POLL = 0.05  # while stopping: how often we look whether the child is gone (real seconds)
+ADOPTED_POLL = 0.25  # how often an adopted child (not our child: no wait()) is looked at
+TAIL_POLL = 0.1  # how often the -progress file is read
 TAIL_LINES = 50
 
 
@@ -276,7 +278,7 @@ class ProcessRunner:
 
     async def _watch_adopted(self, proc: Proc) -> None:
         while same_process(proc.pid, proc.record.create_time):
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(ADOPTED_POLL)
         self._exited(proc, -1)
 
     def _exited(self, proc: Proc, rc: int) -> None:
@@ -321,7 +323,7 @@ class ProcessRunner:
                     proc.progress.update(block, self.clock.monotonic())
             if proc.returncode is not None:
                 return
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(TAIL_POLL)
 
     # -- adopt / get ---------------------------------------------------------------------
 

@@ -12,12 +12,13 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from retake_fsm.api import RetakeClient
+from retake_fsm.api import RegisterRequest, RetakeClient
 from retake_fsm.errors import (
     ApiError,
     ApiTimeout,
     AuthError,
     BadRequestError,
+    ConfigError,
     ConflictError,
     NetworkError,
     NotFoundError,
@@ -178,8 +179,6 @@ async def test_missing_secret_field_is_reported_without_leaking() -> None:
     """A register answer without userDbId is a PayloadError; the token in it stays masked."""
     body = {"access_token": TOKEN, "agent_id": "agent_1"}
     async with client(answer(200, json=body), token=None) as api:
-        from retake_fsm.api import RegisterRequest
-
         req = RegisterRequest(agent_name="a", agent_description="d", image_url="https://e/a.png",
                               wallet_address="11111111111111111111111111111111", ticker="A")
         with pytest.raises(PayloadError) as info:
@@ -227,7 +226,23 @@ async def test_token_only_goes_to_the_base_origin() -> None:
 
 def test_base_url_must_be_http() -> None:
     """A base URL that is not http(s) is a clear ConfigError, before any request."""
-    from retake_fsm.errors import ConfigError
-
     with pytest.raises(ConfigError, match="RETAKE_BASE_URL"):
         RetakeClient("ftp://retake.tv/api/v1", TOKEN)
+
+
+async def test_token_bearing_request_to_another_host_is_blocked() -> None:
+    """The last-line guard: a request with the token to any other origin never leaves."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    async with client(handler) as api:
+        for url in ("https://evil.example/api/v1/agent/rtmp",
+                    "http://127.0.0.1:8788/api/v1/agent/rtmp",  # same host, other port
+                    "https://127.0.0.1:8787/api/v1/agent/rtmp"):  # same port, other scheme
+            with pytest.raises(UnsafeRequestError) as info:
+                await api._send("POST", url, absolute=True)
+            assert_clean(info.value)
+    assert seen == []

@@ -3,7 +3,7 @@ no double replies across restarts. Against the sandbox platform with a FakeClock
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from retake_fsm.live.chat import (
 )
 from retake_fsm.live.responder import BuiltinResponder
 from retake_fsm.state import ChatState
-from tests.fixtures.live import LiveRig, RigFactory, wait_for
+from tests.fixtures.live import LiveRig, RigFactory, agent_rig, run_until, sent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,3 +117,104 @@ async def test_poll_cadence_follows_activity(live_rig: RigFactory) -> None:
     assert poll_interval(rig.ctx, spoke) == s.poll
     await clock.sleep(s.quiet_after)
     assert poll_interval(rig.ctx, spoke) == s.poll_quiet
+
+
+QUIET = ["chat.keepalive=24h"]  # keep-alive out of the way where it is not the subject
+
+
+def _loops(rig: LiveRig, responder: BuiltinResponder | None = None) -> dict[str, Any]:
+    responder = responder or BuiltinResponder(rig.ctx)
+    sender = ChatSender(rig.ctx)
+    return {"chat": lambda: chat_loop(rig.ctx, responder, sender),
+            "replies": lambda: reply_loop(rig.ctx, responder, sender)}
+
+
+def _polls(sandbox: Any, since: int) -> int:
+    return len(sandbox.calls("stream/comments", since=since))
+
+
+async def test_backlog_is_never_answered(live_rig: RigFactory, sandbox: Any,
+                                         sandbox_agent: Any) -> None:
+    """Comments from before the stream are skipped; only the one posted while live is answered."""
+    rig = await agent_rig(live_rig, sandbox_agent, overrides=QUIET)
+    for n in range(3):
+        sandbox.post_comment(sandbox_agent, f"old message {n}", viewer=f"early{n}")
+    mark = sandbox.mark()
+
+    posted: list[str] = []
+
+    def answered() -> bool:
+        if rig.named("chat.cursor_set") and not posted:  # the stream's first poll is done
+            posted.append(sandbox.post_comment(sandbox_agent, "hello there", viewer="late")["_id"])
+        return bool(rig.named("chat.sent")) and _polls(sandbox, mark) >= 8
+
+    await run_until(rig, _loops(rig), answered, what="one reply and a few more polls")
+    assert sent(sandbox, mark) == ["Welcome, late! Type !help to see what I can do."]
+    assert rig.ctx.state.chat.comments_seen == 1
+    assert rig.reload_state().chat.replied == posted
+
+
+async def test_no_double_reply_across_a_restart(live_rig: RigFactory, sandbox: Any,
+                                                sandbox_agent: Any) -> None:
+    """A new process resuming from state.json (even with a stale cursor) never answers twice."""
+    rig = await agent_rig(live_rig, sandbox_agent, overrides=QUIET)
+    mark = sandbox.mark()
+    comment = sandbox.post_comment(sandbox_agent, "!help", viewer="vic")
+    rig.ctx.state.chat.cursor_set = True  # a live stream: the cursor sits before the comment
+    await run_until(rig, _loops(rig), lambda: rig.named("chat.sent"), what="the first reply")
+    assert len(sent(sandbox, mark)) == 1
+
+    # the whole process restarts; worst case, it crashed before the cursor moved past the comment
+    state = rig.reload_state()
+    assert comment["_id"] in state.chat.replied
+    state.chat.cursor = None
+    again = await agent_rig(live_rig, sandbox_agent, start=False, overrides=QUIET, state=state)
+    mark2 = sandbox.mark()
+    await run_until(again, _loops(again), lambda: _polls(sandbox, mark2) >= 10,
+                    what="ten polls after the restart")
+    sandbox.post_comment(sandbox_agent, "!uptime", viewer="vic")
+    mark3 = sandbox.mark()
+    await run_until(again, _loops(again),
+                    lambda: again.named("chat.sent") and _polls(sandbox, mark3) >= 3,
+                    what="the reply to the new comment")
+    messages = sent(sandbox, mark)
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("Welcome, vic!") and "!uptime" in messages[0]
+    assert messages[1].startswith("@vic ")
+
+
+async def test_keepalive_after_silence(live_rig: RigFactory, sandbox: Any,
+                                       sandbox_agent: Any) -> None:
+    """With nobody talking, a keep-alive line goes out every chat.keepalive (on the FakeClock)."""
+    rig = await agent_rig(live_rig, sandbox_agent)
+    rig.ctx.state.chat.cursor_set = True
+    rig.ctx.state.chat.last_activity_at = rig.clock.now()  # as say_hello leaves it
+    start = rig.clock.monotonic()
+    mark = sandbox.mark()
+    await run_until(rig, _loops(rig), lambda: len(rig.named("chat.sent")) >= 2,
+                    what="two keep-alives")
+    s = rig.ctx.settings.chat
+    times = [e.at - start for e in rig.named("chat.sent")]
+    assert [e.fields["kind"] for e in rig.named("chat.sent")] == ["keepalive", "keepalive"]
+    assert s.keepalive <= times[0] <= s.keepalive + s.poll_quiet
+    assert s.keepalive <= times[1] - times[0] <= s.keepalive + s.poll_quiet
+    assert sent(sandbox, mark) == s.keepalive_lines[:2]
+    assert rig.reload_state().chat.keepalives_sent == 2
+
+
+async def test_replies_are_rate_limited(live_rig: RigFactory, sandbox: Any,
+                                        sandbox_agent: Any) -> None:
+    """Four viewers at once get four replies, at least chat.reply_interval apart."""
+    rig = await agent_rig(live_rig, sandbox_agent,
+                          overrides=[*QUIET, "chat.reply_interval=7s"])
+    rig.ctx.state.chat.cursor_set = True
+    mark = sandbox.mark()
+    for n in range(4):
+        sandbox.post_comment(sandbox_agent, "hi", viewer=f"fan{n}")
+    await run_until(rig, _loops(rig), lambda: len(rig.named("chat.sent")) >= 4,
+                    what="four replies")
+    times = [e.at for e in rig.named("chat.sent")]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= 7.0 for g in gaps), gaps
+    assert sent(sandbox, mark) == [f"Welcome, fan{n}! Type !help to see what I can do."
+                                   for n in range(4)]

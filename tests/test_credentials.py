@@ -19,6 +19,8 @@ from retake_fsm.credentials import (
 )
 from retake_fsm.errors import ConfigError, ExitCode
 from retake_fsm.settings import Paths
+from tests.fixtures.env import Env
+from tests.fixtures.sandbox import Sandbox, SandboxAgent
 
 FILE_TOKEN = "rtk_fromthefile0123456789wxyz"
 ENV_TOKEN = "rtk_fromtheenv01234567890abcd"
@@ -29,7 +31,7 @@ def creds(**kw: str) -> Credentials:
                 userDbId="user_1", wallet_address="11111111111111111111111111111111",
                 ticker="ADA", token_address="", token_ticker="")
     base.update(kw)
-    return Credentials(**base)  # type: ignore[arg-type]
+    return Credentials.model_validate(base)
 
 
 @pytest.fixture
@@ -149,3 +151,20 @@ def test_unknown_fields_survive_a_rewrite(paths: Paths) -> None:
     paths.credentials_file.write_text(json.dumps({**creds().model_dump(), "note": "mine"}))
     update_credentials_file(paths.credentials_file, token_ticker="ADA")
     assert json.loads(paths.credentials_file.read_text())["note"] == "mine"
+
+
+def test_cli_uses_the_env_token_first(env: Env, sandbox: Sandbox,
+                                      sandbox_agent: SandboxAgent) -> None:
+    """Through the real CLI, RETAKE_ACCESS_TOKEN beats the file's token; neither is printed."""
+    good = env.cli("verify", "--status", extra_env=sandbox_agent.env())
+    assert good.returncode == 0 and good.stdout.strip() == "verified"
+    bogus = "rtk_" + "0" * 40
+    mark = sandbox.mark()
+    bad = env.cli("verify", "--status",
+                  extra_env={**sandbox_agent.env(), "RETAKE_ACCESS_TOKEN": bogus})
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "token rejected: re-register or set RETAKE_ACCESS_TOKEN" in lines[0]
+    assert bogus not in bad.stderr and sandbox_agent.token not in bad.stderr + bad.stdout
+    (call,) = sandbox.calls("agent/verification-status", since=mark)
+    assert call["auth"] == f"Bearer rtk_…{bogus[-4:]}" and call["status"] == 401

@@ -1,4 +1,4 @@
-"""Xvfb for real: refused when someone else holds the display, `auto`, readiness, reuse, the scene."""
+"""Xvfb for real: a display held by someone else is refused; auto, readiness, reuse, scene."""
 
 from __future__ import annotations
 
@@ -128,6 +128,14 @@ async def test_a_missing_scene_tool_means_no_scene(kit: ProcKit) -> None:
     assert await start_scene(kit.runner, kit.settings.scene, kit.paths, display,
                              kit.settings.display.size, kit.emit) is None
     assert "scene.skipped" in kit.names() and "scene" not in kit.state.processes
+
+
+async def test_a_disabled_scene_starts_nothing(kit: ProcKit) -> None:
+    """scene.enabled false: no window, no process, no error."""
+    kit.settings.scene.enabled = False
+    assert await start_scene(kit.runner, kit.settings.scene, kit.paths, ":0",
+                             kit.settings.display.size, kit.emit) is None
+    assert kit.events == [] and kit.state.processes == {}
 
 
 def test_bad_display_values_are_input_errors() -> None:

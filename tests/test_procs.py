@@ -1,4 +1,4 @@
-"""The process runner with real children: start, stop politely and firmly, adopt, never a stranger."""
+"""The process runner with real children: start, stop politely then firmly, adopt, no strangers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -71,9 +70,19 @@ async def test_ffmpeg_stops_on_q_and_reports_progress(kit: ProcKit) -> None:
     assert [f["signal"] for e, f in kit.events if e == "process.signal"] == ["q"]
 
 
+async def test_ffmpeg_that_ignores_q_gets_sigint(kit: ProcKit) -> None:
+    """An ffmpeg that does not read stdin (-nostdin) ignores `q`; SIGINT follows after the grace."""
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-re", "-f", "lavfi", "-i",
+            "testsrc=size=160x120:rate=30", "-f", "null", "-"]
+    proc = await kit.runner.start("ffmpeg", argv, stdin=True)
+    await kit.runner.stop("ffmpeg")
+    assert gone(proc.pid) and proc.returncode is not None
+    assert [f["signal"] for e, f in kit.events if e == "process.signal"] == ["q", "SIGINT"]
+
+
 async def test_a_reused_pid_is_never_signalled(kit: ProcKit, tmp_path: Path) -> None:
-    """A record whose PID now belongs to another process (other create_time) is dropped, unsignalled."""
-    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    """A record whose PID now is another process (other start time): dropped, never signalled."""
+    stranger = await asyncio.create_subprocess_exec("sleep", "60", start_new_session=True)
     try:
         real = psutil.Process(stranger.pid).create_time()
         rec = ProcRecord(name="ffmpeg", pid=stranger.pid, create_time=real - 100.0,
@@ -82,12 +91,12 @@ async def test_a_reused_pid_is_never_signalled(kit: ProcKit, tmp_path: Path) -> 
         assert kit.runner.adopt(rec) is None
         await kit.runner.stop("ffmpeg")
         await kit.runner.stop_all()
-        assert stranger.poll() is None and psutil.Process(stranger.pid).status() != "zombie"
+        assert stranger.returncode is None and not gone(stranger.pid)
         assert "ffmpeg" not in kit.state.processes
         assert "process.signal" not in kit.names()
     finally:
         stranger.kill()
-        stranger.wait()
+        await stranger.wait()
 
 
 ORPHAN_PARENT = textwrap.dedent("""
@@ -118,15 +127,16 @@ ORPHAN_PARENT = textwrap.dedent("""
 
 
 async def test_adopt_after_the_parent_was_killed(kit: ProcKit, tmp_path: Path) -> None:
-    """A child survives a SIGKILL of its parent run; a new runner adopts it, reads its progress, stops it."""
+    """A child outlives its run's SIGKILL; a new runner adopts it, reads its progress, stops it."""
     become_subreaper()
-    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT, str(tmp_path)],
-                              stdout=subprocess.PIPE, text=True)
+    parent = await asyncio.create_subprocess_exec(sys.executable, "-c", ORPHAN_PARENT,
+                                                  str(tmp_path), stdout=asyncio.subprocess.PIPE)
     try:
-        assert parent.stdout is not None and parent.stdout.readline().strip() == "started"
+        assert parent.stdout is not None
+        assert (await parent.stdout.readline()).strip() == b"started"
     finally:
         parent.kill()
-        parent.wait()
+        await parent.wait()
     saved = RunState.model_validate_json(kit.paths.state_file.read_text())
     rec = saved.processes["ffmpeg"]
     assert not gone(rec.pid)  # survived its parent's SIGKILL

@@ -4,7 +4,11 @@ against the sandbox platform."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import base58
 import pytest
 
 from retake_fsm.actions.register import register
-from retake_fsm.errors import ConfigError
+from retake_fsm.errors import ConfigError, InputError
 from tests.fixtures.env import Env
 from tests.fixtures.live import RigFactory
 from tests.fixtures.sandbox import Sandbox, new_wallet
@@ -144,8 +148,6 @@ async def test_action_registers_from_settings_then_does_nothing(live_rig: RigFac
 async def test_action_without_fields_names_the_flags(live_rig: RigFactory,
                                                      sandbox: Sandbox) -> None:
     """The `register` action without agent.* settings is an InputError naming what is missing."""
-    from retake_fsm.errors import InputError
-
     rig = await live_rig(base_url=sandbox.base_url)
     mark = sandbox.mark()
     with pytest.raises(InputError, match="registration needs --name"):
@@ -166,3 +168,26 @@ async def test_action_never_overwrites_a_malformed_file(live_rig: RigFactory,
         await register(rig.ctx)
     assert path.read_text() == '{"access_token": '
     assert sandbox.calls(since=mark) == []
+
+
+def test_missing_fields_are_asked_for_on_a_tty(env: Env, sandbox: Sandbox) -> None:
+    """On a terminal, each missing field is prompted for, then registration proceeds."""
+    name = f"tty-{uuid.uuid4().hex[:8]}"
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "retake_fsm", "register", "--name", name],
+            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**env.vars, **sandbox.env()}, cwd=env.home,
+        )
+        answers = ["typed at a terminal", "https://example.invalid/t.png", new_wallet(), "TTY"]
+        os.write(master, "".join(a + "\n" for a in answers).encode())
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0, err
+    for question in ("description: ", "image url: ", "wallet: ", "ticker: "):
+        assert question in out
+    saved = json.loads(creds_file(env).read_text())
+    assert (saved["agent_name"], saved["ticker"]) == (name, "TTY")

@@ -135,7 +135,7 @@ DEAD_RUN = textwrap.dedent("""
 
 def test_stop_command_cleans_up_after_a_killed_run(env: Env, sandbox: Sandbox,
                                                    sandbox_agent: SandboxAgent) -> None:
-    """`retake-fsm stop`, no run alive: stream/stop; a SIGKILLed run's children adopted and stopped."""
+    """`retake-fsm stop`, no run alive: stream/stop; a SIGKILLed run's children adopted, stopped."""
     url, key = sandbox_agent.rtmp()
     sandbox_agent.start()
     become_subreaper()

@@ -144,7 +144,7 @@ class ScriptedConsole(Console):
     """A terminal whose operator types the given answers (None: just Enter)."""
 
     def __init__(self, answers: list[str | None]) -> None:
-        super().__init__(out=open("/dev/null", "w"), interactive=True)  # noqa: SIM115
+        super().__init__(out=open("/dev/null", "w"), interactive=True)
         self.answers = answers
         self.asked: list[str] = []
 
@@ -296,7 +296,10 @@ async def test_cli_url_reaches_a_waiting_run(live_rig: RigFactory, sandbox: Sand
     rig = await rig_for(live_rig, sandbox, agent, clock=SystemClock(),
                         overrides=["verify.wait=30s", "verify.poll=100ms",
                                    "verify.status_poll=30s"])
-    task = asyncio.create_task(verify(rig.ctx))
+    async def waiting_run() -> str | None:
+        return await verify(rig.ctx)
+
+    task = asyncio.create_task(waiting_run())
     await wait_for(lambda: rig.ctx.state.verification_message, what="the message")
     cli_vars = {**agent.env(), "XDG_STATE_HOME": str(tmp_path / "state"),
                 "RETAKE_PROFILE": rig.ctx.paths.profile,

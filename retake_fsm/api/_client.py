@@ -22,7 +22,7 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
-from ..errors import AuthError, ConfigError, NotFoundError, UnsafeRequestError
+from ..errors import ApiError, AuthError, ConfigError, NotFoundError, UnsafeRequestError
 from ..redact import register_secret
 from ._errors import error_for_exception, error_for_response, payload_error
 from ._models import (
@@ -237,28 +237,33 @@ class RetakeClient:
     async def skill_version(self, url: str) -> str:
         """The `version` of the platform's skill.json at `url` (no token; short timeout)."""
         endpoint = "skill.json"
-        response = await self._send("GET", url, auth=False, endpoint=endpoint,
-                                    timeout=SKILL_TIMEOUT)
+        response = await self._send("GET", self._public_url(url, endpoint), auth=False,
+                                    absolute=True, endpoint=endpoint, timeout=SKILL_TIMEOUT)
         body = self._json(response, endpoint)
         version = body.get("version") if isinstance(body, dict) else None
-        if not isinstance(version, str | int | float) or isinstance(version, bool) or not str(
-            version
-        ).strip():
-            raise payload_error(endpoint, "no `version` field")
-        return str(version).strip()
+        if not isinstance(version, str) or not version.strip():
+            raise payload_error(endpoint, "no `version` string")
+        return version.strip()
 
     async def fetch_text(self, url: str) -> str:
         """A public text document (the skill.md for the operator to read; never executed)."""
-        response = await self._send("GET", url, auth=False, endpoint=url.rsplit("/", 1)[-1],
-                                    timeout=SKILL_TIMEOUT)
+        endpoint = url.rsplit("/", 1)[-1]
+        response = await self._send("GET", self._public_url(url, endpoint), auth=False,
+                                    absolute=True, endpoint=endpoint, timeout=SKILL_TIMEOUT)
         return response.text
 
     # -- plumbing -----------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
-            return path
         return f"{self.base_url}/{path.lstrip('/')}"
+
+    @staticmethod
+    def _public_url(url: str, endpoint: str) -> str:
+        """An absolute http(s) URL of a public document (fetched without the token)."""
+        if not url.startswith(("http://", "https://")):
+            raise ApiError(f"{endpoint}: {url!r} is not an http(s) URL",
+                           endpoint=endpoint, hint="check api.skill_url / RETAKE_SKILL_URL")
+        return url
 
     async def _guard(self, request: httpx.Request) -> None:
         """Last line of defence: a request carrying our token goes only to the base origin."""
@@ -269,21 +274,17 @@ class RetakeClient:
                 hint="check api.base_url",
             )
 
-    async def _send(self, method: str, path: str, *, auth: bool = True,
+    async def _send(self, method: str, path: str, *, auth: bool = True, absolute: bool = False,
                     endpoint: str | None = None, timeout: float | None = None,
                     **kw: Any) -> httpx.Response:
         endpoint = endpoint or path
-        url = self._url(path)
+        url = path if absolute else self._url(path)
         headers: dict[str, str] = {}
         if auth:
             if not self._token:
                 raise AuthError(f"{endpoint}: no access token",
                                 hint="run `retake-fsm register` or set RETAKE_ACCESS_TOKEN",
                                 endpoint=endpoint)
-            if origin_of(httpx.URL(url)) != self._origin:
-                raise UnsafeRequestError(
-                    f"{endpoint}: refusing to send the access token outside {self._origin[1]}",
-                    endpoint=endpoint, hint="check api.base_url")
             headers["Authorization"] = f"Bearer {self._token}"
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         started = time.monotonic()

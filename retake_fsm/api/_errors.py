@@ -102,8 +102,7 @@ def error_for_response(response: httpx.Response, endpoint: str) -> ApiError:
             hint="set RETAKE_BASE_URL / api.base_url to the final URL", **kw,
         )
     if status == 400:
-        fix = (f"fix {FIELD_HINTS.get(field, field)} and retry" if field
-               else "check the request's fields and retry")
+        fix = f"fix {FIELD_HINTS.get(field, field)} and retry" if field else None
         return BadRequestError(f"{endpoint}: the platform refused the request (400): {reason}",
                                field=field, hint=fix, **kw)
     if status == 401:
@@ -117,7 +116,8 @@ def error_for_response(response: httpx.Response, endpoint: str) -> ApiError:
                              hint="no active session: stream/start must come first", **kw)
     if status == 429 or status >= 500:
         return ServerError(f"{endpoint}: the platform failed ({status}): {reason}",
-                           hint="the platform may be down; retry later, report it if it persists", **kw)
+                           hint="the platform may be down; retry later, report it if it persists",
+                           **kw)
     return ApiError(f"{endpoint}: unexpected answer {status}: {reason}", **kw)
 
 

@@ -15,7 +15,11 @@ publisher used is tied to the connection that carries its media.
 Freeze: the relay stops reading from a connection. Its small buffers fill, the
 kernel's receive window closes, the publisher's send buffer fills, and the
 publisher blocks in write(): ffmpeg stalls without exiting. New connections
-still work, so a client that recovers can publish again.
+still work, so a client that recovers can publish again. The listening socket
+advertises an internet-sized MSS (1460) and a small receive buffer: with
+loopback's 64 KiB segments the publisher's send buffer would grow to megabytes
+and a freeze would take a minute to bite; like this it bites in seconds, as it
+would against a real ingest.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 READ_CHUNK = 16384
-STREAM_LIMIT = 16384
-RCVBUF = 32768
+STREAM_LIMIT = 8192
+RCVBUF = 4096
+MSS = 1460  # what a publisher sees on the internet; loopback's 64 KiB grows huge buffers
 
 
 @dataclass(eq=False)
@@ -116,6 +121,7 @@ class RtmpRelay:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)  # inherited by accepted
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, MSS)
         sock.bind((host, port))
         self._server = await asyncio.start_server(self._handle, sock=sock, limit=STREAM_LIMIT)
         self.port = sock.getsockname()[1]
