@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode, RetakeError
 
@@ -104,7 +104,10 @@ def _setup_logging(verbosity: int, quiet: bool) -> None:
     from .redact import redact
 
     logger.remove()
-    logger.configure(patcher=lambda r: r.update(message=redact(r["message"])))
+    def _patch(record: Any) -> None:
+        record["message"] = redact(record["message"])
+
+    logger.configure(patcher=_patch)
     level = "WARNING" if quiet else ("DEBUG" if verbosity >= 2 else "INFO")
     fmt = "<level>{level: <7}</level> {message}" if verbosity == 0 else (
         "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> {name}: {message}"

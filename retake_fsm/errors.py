@@ -235,7 +235,8 @@ def _all_subclasses(cls: type[RetakeError]) -> list[type[RetakeError]]:
 def error_kinds() -> dict[str, bool]:
     """Every error kind and whether any class of that kind is retryable."""
     kinds: dict[str, bool] = {}
-    for cls in [RetakeError, *_all_subclasses(RetakeError)]:
+    classes: list[type[RetakeError]] = [RetakeError, *_all_subclasses(RetakeError)]
+    for cls in classes:
         kinds[cls.kind] = kinds.get(cls.kind, False) or cls.retryable
     return kinds
 

@@ -1,9 +1,13 @@
-"""`retake-fsm sandbox`: run the local retake.tv in the foreground until Ctrl-C."""
+"""`retake-fsm sandbox`: run the local retake.tv in the foreground until Ctrl-C.
+
+`RETAKE_SANDBOX_NGINX` names another nginx binary (default: `nginx` on PATH).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -57,7 +61,8 @@ def main(args: argparse.Namespace, app: App) -> int:
         data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
         config = SandboxConfig(data_dir=data_dir, port=args.port, rtmp_port=args.rtmp_port,
                                faults=rules, seed=seed,
-                               tweet_has_code=getattr(args, "auto_verify", None))
+                               tweet_has_code=getattr(args, "auto_verify", None),
+                               nginx_binary=os.environ.get("RETAKE_SANDBOX_NGINX") or None)
         try:
             asyncio.run(serve(config, on_ready=_announce))
         except KeyboardInterrupt:  # pragma: no cover - serve handles SIGINT itself

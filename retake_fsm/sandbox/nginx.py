@@ -30,15 +30,18 @@ APT_HINT = "nginx libnginx-mod-rtmp"
 PR_SET_PDEATHSIG = 1
 
 
-def find_nginx() -> str:
+def find_nginx(binary: str | None = None, module: Path = RTMP_MODULE) -> str:
     """The nginx binary, or MissingBinaryError naming the Debian packages to install."""
-    binary = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if Path(p).is_file()), None)
-    if binary is None:
-        raise MissingBinaryError("nginx", APT_HINT)
-    if not RTMP_MODULE.is_file():
-        raise MissingBinaryError(f"the nginx RTMP module ({RTMP_MODULE})", APT_HINT)
-    return binary
+    if binary is not None:
+        found = shutil.which(binary)
+    else:
+        found = shutil.which("nginx") or next(
+            (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if Path(p).is_file()), None)
+    if found is None:
+        raise MissingBinaryError(binary or "nginx", APT_HINT)
+    if not module.is_file():
+        raise MissingBinaryError(f"the nginx RTMP module ({module})", APT_HINT)
+    return found
 
 
 def free_port() -> int:
@@ -87,7 +90,9 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class Nginx:
     """One nginx-rtmp we started; `stop()` leaves nothing of it running."""
 
-    def __init__(self, workdir: Path, api_port: int, port: int = 0) -> None:
+    def __init__(self, workdir: Path, api_port: int, port: int = 0,
+                 binary: str | None = None) -> None:
+        self.binary = binary
         self.workdir = workdir
         self.api_port = api_port
         self.port = port or free_port()
@@ -112,7 +117,7 @@ class Nginx:
             return {}
 
     async def start(self, ready_timeout: float = 5.0) -> None:
-        binary = find_nginx()
+        binary = find_nginx(self.binary)
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "nginx.conf"
         conf.write_text(render_config(workdir=self.workdir, port=self.port,

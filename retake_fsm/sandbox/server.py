@@ -40,6 +40,7 @@ class SandboxConfig:
     seed: int = 0
     tweet_has_code: bool | None = None
     ingest: bool = True  # False: API only (no nginx, no relay)
+    nginx_binary: str | None = None  # default: `nginx` on PATH, else /usr/sbin/nginx
 
 
 class _Server(uvicorn.Server):
@@ -91,7 +92,8 @@ async def serve(config: SandboxConfig,
                 return
             await asyncio.sleep(0.02)
         if config.ingest:
-            nginx = Nginx(config.data_dir / "nginx", platform.endpoints.api_port)
+            nginx = Nginx(config.data_dir / "nginx", platform.endpoints.api_port,
+                          binary=config.nginx_binary)
             platform.nginx = nginx
             await nginx.start()
             relay = RtmpRelay(nginx.port)
