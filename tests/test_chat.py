@@ -91,6 +91,17 @@ def test_first_poll_of_a_fresh_stream_only_sets_the_cursor() -> None:
     assert take_new(chat, more) == []
 
 
+def test_first_poll_answers_only_what_came_after_going_live() -> None:
+    """A comment posted after we went live but before the first poll is not backlog."""
+    from datetime import UTC, datetime
+
+    chat = ChatState()
+    batch = normalise_comments([shape_a(n, "v", "W", "x") for n in range(1, 6)])
+    live_at = datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC)  # between comments 3 and 4
+    assert [c.id for c in take_new(chat, batch, live_at)] == [batch[3].id, batch[4].id]
+    assert chat.cursor == batch[-1].id and take_new(chat, batch, live_at) == []
+
+
 def test_an_empty_first_poll_then_everything_is_new() -> None:
     """A fresh stream with no comments yet: everything posted later is new."""
     chat = ChatState()

@@ -141,3 +141,50 @@ def test_stream_url_is_the_platform_page_or_the_sandbox_page() -> None:
     assert stream_url("http://127.0.0.1:8787/api/v1", page, "bot") == "http://127.0.0.1:8787/bot"
     assert stream_url("http://localhost:81/api/v1", page, "b") == "http://localhost:81/b"
     assert stream_url("http://[::1]:9/api/v1", page, "b") == "http://[::1]:9/b"
+
+
+@pytest.mark.e2e
+def test_run_goes_live_in_order_then_chats_and_stops(env: Any, sandbox: Any,
+                                                     sandbox_agent: Any) -> None:
+    """`retake-fsm run` (real Xvfb, ffmpeg, ingest): status live -> update-thumbnail -> hello,
+    only then the chat loop; a viewer is answered; SIGINT stops it all cleanly."""
+    import signal as sig
+
+    from tests.fixtures.sandbox import wait_until
+
+    mark = sandbox.mark()
+    proc = env.popen("--set", "display.size=640x360", "--set", "encoder.size=640x360",
+                     "--set", "chat.poll=500ms", "run", "--display", "auto",
+                     extra_env=sandbox_agent.env())
+    failure: AssertionError | None = None
+    try:
+        wait_until(lambda: proc.poll() is not None or sandbox.calls("stream/chat/send",
+                                                                    since=mark),
+                   timeout=40, message="the opening message")
+        assert proc.poll() is None, "run exited before going live"
+        sandbox.post_comment(sandbox_agent, "!help", viewer="alice")
+        wait_until(lambda: len(sandbox.calls("stream/chat/send", since=mark)) >= 2,
+                   timeout=20, message="the reply to alice")
+    except AssertionError as exc:
+        failure = exc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(sig.SIGINT)  # our own child, by its PID
+        out, err = proc.communicate(timeout=40)
+    assert failure is None, f"{failure}\n--- run's stderr:\n{err[-4000:]}"
+    assert proc.returncode == 0, err[-2000:]
+    paths = [c["path"].rsplit("/api/v1/", 1)[-1] for c in sandbox.calls(since=mark)]
+    live_part = paths[paths.index("agent/stream/start") + 1:]
+    first_chat = live_part.index("agent/stream/comments")
+    assert set(live_part[:first_chat]) == {"agent/stream/status", "agent/update-thumbnail",
+                                           "agent/stream/chat/send"}
+    thumb = live_part.index("agent/update-thumbnail")
+    hello = live_part.index("agent/stream/chat/send")
+    assert live_part[thumb - 1] == "agent/stream/status" and thumb < hello < first_chat
+    sends = [c["body"]["message"] for c in sandbox.calls("stream/chat/send", since=mark)]
+    assert sends[0] == "I'm live. What should we explore today?"
+    assert sends[1].startswith("Welcome, alice! Commands:")
+    assert f"LIVE: {sandbox.root_url}/{sandbox_agent.name}" in out
+    assert "state: stopped" in out
+    assert paths[-1] == "agent/stream/stop"
+    assert sandbox_agent.token not in out + err

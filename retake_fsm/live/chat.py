@@ -2,8 +2,9 @@
 
 Pieces, each testable alone:
 
-- `take_new(chat, comments)`: moves the persisted cursor over one poll's batch
-  and returns the comments not yet processed (none on a fresh stream's first poll).
+- `take_new(chat, comments, live_since)`: moves the persisted cursor over one
+  poll's batch and returns the comments not yet processed (on a fresh stream's
+  first poll, only those posted after we went live: the backlog is skipped).
 - `ChatSender`: sends to our own chat, at most one message per
   `chat.reply_interval`, never twice in reply to the same comment id.
 - `chat_loop`: the poll loop (cadence from `poll_interval`), keep-alive included.
@@ -97,23 +98,29 @@ def is_own(ctx: ActionContext, comment: Comment) -> bool:
     return comment.author_name is not None and comment.author_name.casefold() in lowered
 
 
-def take_new(chat: ChatState, comments: list[Comment]) -> list[Comment]:
+def take_new(chat: ChatState, comments: list[Comment],
+             live_since: datetime | None = None) -> list[Comment]:
     """Comments after the cursor (oldest first); moves the cursor to the newest one.
 
-    On a fresh stream (`cursor_set` False) the first batch only sets the cursor:
-    the backlog is never answered. Ids already answered are dropped, so a batch
-    seen twice (a restart before the cursor was saved) never yields a double reply.
+    On a fresh stream (`cursor_set` False) the first batch sets the cursor and
+    the backlog is never answered: only comments stamped after `live_since`
+    (when we went live) count as new there. Ids already answered are dropped,
+    so a batch seen twice (a restart before the cursor was saved) never yields
+    a double reply.
     """
+    replied = set(chat.replied)
     if not chat.cursor_set:
         chat.cursor = comments[-1].id if comments else None
         chat.cursor_set = True
-        return []
+        if live_since is None:
+            return []
+        return [c for c in comments if c.timestamp is not None and c.timestamp > live_since
+                and c.id not in replied]
     if not comments:
         return []
     ids = [c.id for c in comments]
     new = comments[ids.index(chat.cursor) + 1:] if chat.cursor in ids else comments
     chat.cursor = ids[-1]
-    replied = set(chat.replied)
     return [c for c in new if c.id not in replied]
 
 
@@ -214,9 +221,9 @@ async def handle_batch(ctx: ActionContext, responder: Responder, comments: list[
     """Process one batch as returned by the client (oldest first), then persist the cursor."""
     chat = ctx.state.chat
     was_set, before = chat.cursor_set, chat.cursor
-    fresh = take_new(chat, comments)
+    fresh = take_new(chat, comments, ctx.state.stream.live_at)
     if not was_set:
-        ctx.emit("chat.cursor_set", cursor=chat.cursor, backlog=len(comments))
+        ctx.emit("chat.cursor_set", cursor=chat.cursor, backlog=len(comments) - len(fresh))
     viewers = 0
     for c in fresh:
         if is_own(ctx, c):

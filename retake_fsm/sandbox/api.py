@@ -284,6 +284,66 @@ async def users_search(call: Call) -> dict[str, Any]:
                       if q in a.name.casefold()]}
 
 
+async def user_metadata(call: Call) -> dict[str, Any]:
+    return profile(call.platform, _find(call, "user_id"))
+
+
+async def sessions_recorded(call: Call) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for a in call.platform.store.data.agents.values():
+        for sess in a.sessions:
+            out.append({"session_id": sess.id, "streamer_id": a.user_db_id, "username": a.name,
+                        "started_at": sess.started_at, "ended_at": sess.ended_at,
+                        "peak_viewers": sess.peak_viewers})
+    out.sort(key=lambda r: r["ended_at"] or 0, reverse=True)
+    return {"sessions": out[:50]}
+
+
+def _tokens(p: Platform) -> list[dict[str, Any]]:
+    return [{**a.token.model_dump(), "userDbId": a.user_db_id, "is_live": p.is_live(a)}
+            for a in p.store.data.agents.values() if a.token is not None]
+
+
+async def tokens_top(call: Call) -> dict[str, Any]:
+    return {"tokens": _tokens(call.platform)}
+
+
+async def token_stats(call: Call) -> dict[str, Any]:
+    address = call.request.path_params["address"]
+    for t in _tokens(call.platform):
+        if t["tokenAddress"] == address:
+            return {**t, "price": 0.0, "market_cap": 0.0, "volume_24h": 0.0, "holders": 0}
+    raise HttpError(404, f"token {address!r} not found")
+
+
+async def trades_recent(call: Call) -> dict[str, Any]:
+    return {"trades": []}  # the sandbox has no market
+
+
+async def public_chat(call: Call) -> dict[str, Any]:
+    q = call.request.query_params
+    ident = q.get("streamer_id")
+    if not ident:
+        raise HttpError(400, "streamer_id is required", field="streamer_id")
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        raise HttpError(400, "limit must be an integer 1-100", field="limit") from None
+    if not 1 <= limit <= 100:
+        raise HttpError(400, "limit must be between 1 and 100", field="limit")
+    agent = call.platform.store.find_agent(ident)
+    if agent is None:
+        raise HttpError(404, f"streamer {ident!r} not found")
+    return {"comments": [r.public() for r in call.platform.store.comments_for(agent,
+                                                                              limit=limit)]}
+
+
+async def top_tippers(call: Call) -> dict[str, Any]:
+    if not call.request.query_params.get("streamer_id"):
+        raise HttpError(400, "streamer_id is required", field="streamer_id")
+    return {"tippers": []}  # the sandbox has no tips
+
+
 async def not_found(call: Call) -> dict[str, Any]:
     rel = call.request.url.path.removeprefix("/api/v1/").rstrip("/")
     if any(path == rel for _, path, _, _ in AGENT_ROUTES):
@@ -309,6 +369,14 @@ AGENT_ROUTES: list[tuple[str, str, Any, bool]] = [
     ("GET", "users/search/{query}", users_search, False),
     ("GET", "sessions/active", active_sessions, False),
     ("GET", "sessions/active/{streamer_id}", active_session, False),
+    ("GET", "users/metadata/{user_id}", user_metadata, False),
+    ("GET", "sessions/recorded", sessions_recorded, False),
+    ("GET", "tokens/top", tokens_top, False),
+    ("GET", "tokens/trending", tokens_top, False),
+    ("GET", "tokens/{address}/stats", token_stats, False),
+    ("GET", "trades/recent", trades_recent, False),
+    ("GET", "chat/top-tippers", top_tippers, False),
+    ("GET", "chat", public_chat, False),
 ]
 
 

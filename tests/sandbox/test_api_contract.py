@@ -319,7 +319,7 @@ def test_comments_parameter_errors(sandbox_agent: SandboxAgent, params: dict[str
     assert r.status_code == status, r.text
 
 
-# public endpoints and skill.json ---------------------------------------------------------------------
+# public endpoints and skill.json ------------------------------------------------------
 def test_public_streamer_and_active_session(sandbox: Sandbox,
                                             sandbox_agent: SandboxAgent) -> None:
     """users/streamer/:id finds by name or id; sessions/active/:id is 404 until stream/start."""
@@ -332,6 +332,29 @@ def test_public_streamer_and_active_session(sandbox: Sandbox,
     sandbox_agent.start()
     r = sandbox.http.get(url)
     assert r.status_code == 200 and r.json()["streamer_id"] == sandbox_agent.user_db_id
+
+
+def test_public_discovery_endpoints(sandbox: Sandbox, sandbox_agent: SandboxAgent) -> None:
+    """metadata, recorded sessions, tokens, trades, chat and top-tippers answer as documented."""
+    b, uid = sandbox.base_url, sandbox_agent.user_db_id
+    token = sandbox_agent.start()["token"]
+    sandbox.post_comment(sandbox_agent, "public hello")
+    sandbox_agent.stop()
+    get = sandbox.http.get
+    assert get(f"{b}/users/metadata/{uid}").json()["username"] == sandbox_agent.name
+    recorded = get(f"{b}/sessions/recorded/").json()["sessions"]
+    assert any(r["streamer_id"] == uid for r in recorded)
+    for path in ("tokens/top/", "tokens/trending/"):
+        assert token["tokenAddress"] in {t["tokenAddress"] for t in get(f"{b}/{path}").json()[
+            "tokens"]}
+    assert get(f"{b}/tokens/{token['tokenAddress']}/stats").json()["ticker"] == token["ticker"]
+    assert get(f"{b}/tokens/nope/stats").status_code == 404
+    assert get(f"{b}/trades/recent/").json() == {"trades": []}
+    chat = get(f"{b}/chat/", params={"streamer_id": uid, "limit": 50}).json()["comments"]
+    assert chat[0]["text"] == "public hello"
+    assert get(f"{b}/chat/", params={"streamer_id": uid, "limit": 101}).status_code == 400
+    assert get(f"{b}/chat/").status_code == 400
+    assert get(f"{b}/chat/top-tippers", params={"streamer_id": uid}).json() == {"tippers": []}
 
 
 def test_skill_json_version_is_changeable(sandbox: Sandbox) -> None:
@@ -348,7 +371,7 @@ def test_unknown_endpoint_and_wrong_method(sandbox: Sandbox) -> None:
     assert sandbox.http.get(f"{sandbox.base_url}/agent/register").status_code == 405
 
 
-# the call log -------------------------------------------------------------------------------------------
+# the call log ---------------------------------------------------------------------------
 def test_call_log_records_requests_with_secrets_masked(sandbox: Sandbox,
                                                        sandbox_agent: SandboxAgent) -> None:
     """Calls are recorded with method, path, query, status, masked auth and a body summary."""

@@ -1,4 +1,4 @@
-"""Fault injection, seen the way a client sees it: plain httpx for the API, ffmpeg for the ingest."""
+"""Fault injection as a client sees it: plain httpx for the API, ffmpeg for the ingest."""
 
 from __future__ import annotations
 

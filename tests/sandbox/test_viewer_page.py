@@ -76,7 +76,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
          "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,800",
          "about:blank"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "chromium.log", "wb"),  # noqa: SIM115
+        stderr=open(tmp_path / "chromium.log", "wb"),
         start_new_session=True,
     )
     children: list[psutil.Process] = []
@@ -93,6 +93,8 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
             b = Browser(proc, ws)
             b.send("Page.enable")
             yield b
+            with contextlib_suppress():
+                ws.send(json.dumps({"id": 0, "method": "Browser.close"}))  # quick, polite exit
     finally:
         with contextlib_suppress():
             children = children or psutil.Process(proc.pid).children(recursive=True)
@@ -113,7 +115,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 def contextlib_suppress() -> Any:
     import contextlib
 
-    return contextlib.suppress(psutil.Error, subprocess.TimeoutExpired)
+    return contextlib.suppress(psutil.Error, subprocess.TimeoutExpired, OSError)
 
 
 def _png(color: tuple[int, int, int]) -> bytes:
