@@ -107,10 +107,10 @@ def _print_human(facts: dict[str, Any], now: datetime) -> None:
     if platform:
         rows.append(("live", f"{'yes' if platform['is_live'] else 'no'}, "
                              f"{platform['viewers']} viewers, up {platform['uptime_seconds']}s"))
-        if platform.get("stream_url"):
-            rows.append(("watch", platform["stream_url"]))
-    elif facts.get("stream", {}).get("stream_url"):
-        rows.append(("watch", facts["stream"]["stream_url"]))
+    # what the run recorded wins over the page the settings would guess
+    watch = (facts.get("stream") or {}).get("stream_url") or (platform or {}).get("stream_url")
+    if watch:
+        rows.append(("watch", watch))
     if facts.get("final_stats"):
         rows.append(("stats", ", ".join(f"{k}={v}" for k, v in facts["final_stats"].items())))
     for key, value in rows:
