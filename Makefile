@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check retake_fsm tests bench
+	$(BIN)/ruff check retake_fsm tests bench docs
 
 typecheck: venv
 	$(BIN)/mypy

@@ -1,0 +1,39 @@
+"""The README's generated parts (machine diagram, settings table) match states.yaml."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_blocks_are_in_sync_with_states_yaml() -> None:
+    """`docs/readme_sync.py --check` finds the README's diagram and settings table current."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "readme_sync.py"), "--check"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_readme_diagram_has_every_state_and_transition() -> None:
+    """The diagram in the README names the seven states and every transition of states.yaml."""
+    from retake_fsm.definition import load_definition
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- diagram:begin -->", 1)[1].split("<!-- diagram:end -->", 1)[0]
+    definition = load_definition(ROOT / "states.yaml")
+    assert len(definition.states) == 7
+    for state in definition.states:
+        assert f'state "{state}"' in block
+    for name, t in definition.transitions.items():
+        for source in t.source:
+            assert f"{source} --> {t.dest}: {name}" in block
+
+
+def test_readme_shows_the_two_commands() -> None:
+    """The README leads with `make demo` and `make test`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "make demo" in text and "make test" in text
