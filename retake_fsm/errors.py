@@ -22,7 +22,7 @@
     │   ├── DisplayInUseError        exit 2  an X display taken by someone else
     │   └── StallError                       kind=stall: encoder frame counter frozen
     ├── GuardTimeout                         kind=timeout: a transition ran out of total time
-    │   └── NotLiveError                     kind=not_live: the platform never said is_live (no retry)
+    │   └── NotLiveError                     kind=not_live: platform never said is_live (no retry)
     ├── TooManyRecoveries                    recover.max reached within recover.window
     ├── VerificationPending          exit 3  a human must tweet the verification message
     └── Interrupted                  exit 130
