@@ -18,8 +18,8 @@ from retake_fsm.procs import ProcessRunner
 from retake_fsm.state import ProcRecord, RunState
 from tests.fixtures.procs import ProcKit, become_subreaper, gone, reap, wait_gone
 
-IGNORE_TERM = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-               "print('ready', flush=True); time.sleep(60)")
+IGNORE_TERM = ("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+               "print('ready', flush=True); signal.pause()")
 
 
 async def wait_for(cond: object, timeout: float = 5.0) -> None:

@@ -110,7 +110,7 @@ async def test_cancelling_the_loops_stops_the_responder(live_rig: RigFactory,
                                                         tmp_path: Path) -> None:
     """Tearing the loops down stops the responder process we started (by its PID)."""
     rig = await live_rig()
-    responder = ProcessResponder(rig.ctx, _script(tmp_path, "import time; time.sleep(60)\n"))
+    responder = ProcessResponder(rig.ctx, _script(tmp_path, "import signal; signal.pause()\n"))
     record = await run_until(rig, {"responder": responder.run},
                              lambda: rig.ctx.state.processes.get(RESPONDER_PROC),
                              what="the responder running")
