@@ -41,7 +41,7 @@ class App:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> App:
-        overrides = list(args.overrides or [])
+        overrides = list(args.overrides or []) + list(getattr(args, "run_overrides", None) or [])
         if getattr(args, "profile", None):
             overrides.append(f"profile={args.profile}")
         if getattr(args, "display", None) and args.command == "run":

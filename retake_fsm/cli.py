@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--responder", metavar="CMD", help="chat responder command (JSON lines)")
     run.add_argument("--exit-when-reached", action="store_true",
                      help="exit once --until is reached instead of staying live")
+    # `run --set k=v` as well as `--set k=v run` (kept apart: a subparser default would
+    # overwrite the global list); App.from_args appends these after the global ones.
+    run.add_argument("--set", dest="run_overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a setting (same as the global --set)")
 
     reg = sub.add_parser("register", help="create the agent's retake.tv account")
     reg.add_argument("--name")
@@ -124,7 +128,9 @@ def _report(exc: BaseException, app: App | None, verbosity: int) -> None:
     if app is not None:
         app.log_traceback(exc)
     if verbosity:
-        logger.opt(exception=exc).debug("traceback")
+        import traceback
+
+        logger.debug("traceback:\n{}", "".join(traceback.format_exception(exc)).rstrip())
     text = redact(str(exc))
     lines = text.splitlines() or [type(exc).__name__]
     prefix = "" if len(lines) > 1 else "retake-fsm: "

@@ -9,6 +9,7 @@ loops asks for `recover` or `stop`).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,28 +30,75 @@ class Emit(Protocol):
         """Record one event in the journal and the log (secrets redacted by the sink)."""
 
 
-class Console:
-    """Operator-facing output (stdout) and, on a TTY only, prompts."""
+def _set_once(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
-    def __init__(self, out: Any = None, interactive: bool | None = None) -> None:
+
+class Console:
+    """Operator-facing output (stdout) and, on a TTY only, prompts.
+
+    A prompt reads the terminal through the event loop (no thread), so a
+    cancelled prompt (Ctrl-C, SIGTERM, `retake-fsm stop`) leaves nothing
+    blocked, and a prompt with a timeout lets the caller do other checks
+    while the question stays on screen.
+    """
+
+    def __init__(self, out: Any = None, interactive: bool | None = None,
+                 infd: int | None = None) -> None:
         self.out = out or sys.stdout
-        self.interactive = sys.stdin.isatty() if interactive is None else interactive
+        if infd is None:
+            try:
+                infd = sys.stdin.fileno()
+            except (AttributeError, ValueError, OSError):
+                infd = -1
+        self.infd = infd
+        if interactive is None:
+            interactive = infd >= 0 and os.isatty(infd)
+        self.interactive = interactive
         self.lines: list[str] = []
+        self._buffer = b""
+        self._asked: str | None = None
 
     def print(self, text: str = "") -> None:
         self.lines.append(text)
         print(text, file=self.out, flush=True)
 
-    async def prompt(self, question: str) -> str | None:
-        """Ask on a TTY (without blocking the event loop); None when not interactive."""
+    async def prompt(self, question: str, *, timeout: float | None = None) -> str | None:
+        """The answer typed on the TTY; None for an empty answer, end of input, or
+        when not interactive. With `timeout`, TimeoutError if no whole line came in
+        time: asking again with the same question keeps waiting without re-asking."""
         if not self.interactive:
             return None
-        loop = asyncio.get_running_loop()
-        try:
-            answer = await loop.run_in_executor(None, input, question)
-        except EOFError:
+        if question != self._asked:
+            self.out.write(question)
+            self.out.flush()
+            self._asked = question
+        if timeout is None:
+            line = await self._readline()
+        else:
+            line = await asyncio.wait_for(self._readline(), timeout)
+        self._asked = None
+        if line is None:
+            self.interactive = False
             return None
-        return answer.strip() or None
+        return line.strip() or None
+
+    async def _readline(self) -> str | None:
+        loop = asyncio.get_running_loop()
+        while b"\n" not in self._buffer:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(self.infd, _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(self.infd)
+            chunk = os.read(self.infd, 4096)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode(errors="replace")
 
 
 @dataclass

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
+from .fsutil import FILE_MODE, write_atomic
 from .redact import register_secret
 from .settings import Paths
 
 TOKEN_ENV = "RETAKE_ACCESS_TOKEN"
-FILE_MODE = 0o600
 _FIX = "fix the file, or move it away and run `retake-fsm register`"
 
 
@@ -113,31 +112,6 @@ def load_credentials(paths: Paths, env: Mapping[str, str] | None = None) -> Cred
     if env_token is not None:
         data["access_token"] = env_token
     return _validate(path, data)
-
-
-def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
-    """Write `text` to `path` atomically: temp file in the same dir (created with `mode`),
-    fsync, `os.replace`, fsync the dir. A reader sees the old file or the new one, never
-    half of either; a failure leaves the old file untouched. OSError on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def save_credentials(path: Path, creds: Credentials) -> None:

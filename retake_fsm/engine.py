@@ -32,7 +32,14 @@ from transitions.extensions.factory import AsyncGraphMachine
 from .actions import REGISTRY, ActionFn
 from .context import ActionContext
 from .definition import Definition, TransitionSpec
-from .errors import ConfigError, Interrupted, RetakeError, StateError, TooManyRecoveries
+from .errors import (
+    ConfigError,
+    Interrupted,
+    RetakeError,
+    StateError,
+    TooManyRecoveries,
+    needs_human,
+)
 from .guards import Guard, Record, error_kind, error_text, journal_hook
 from .settings import format_duration
 from .state import ErrorRecord
@@ -209,11 +216,26 @@ class Engine:
             raise exc
         if on_error is None or not self.definition.allows(on_error, self.state):
             raise exc
+        if needs_human(exc):  # an on_error edge retries; this needs a human: stop instead
+            await self._stop_for(trigger, exc)
+            raise exc
         self.hook(Record("on_error", trigger, kind=exc.kind, message=error_text(exc),
                          source=self.state, dest=on_error))
         await self.fire(on_error)
         if on_error == STOP:
             raise exc  # stopped cleanly, but the run failed
+
+    async def _stop_for(self, trigger: str | None, exc: RetakeError) -> None:
+        """An error only a human can fix (bad input, missing package, rejected token)
+        where the definition's `on_error` edge would go round again: stop the stream
+        cleanly instead (where allowed), so the one-line fix is what the user sees."""
+        self.hook(Record("failure", trigger, kind=exc.kind, message=error_text(exc),
+                         reason="needs a human", source=self.state))
+        if trigger != STOP and self.definition.allows(STOP, self.state):
+            try:
+                await self.fire(STOP)
+            except RetakeError:
+                pass  # journaled; the original error is the one to report
 
     async def _spend_recovery(self) -> None:
         st, cfg = self.ctx.state, self.ctx.settings.recover
@@ -292,6 +314,9 @@ class Engine:
             self._record_error(None, exc)
             self.hook(Record("activity.error", action=spec.activity, kind=exc.kind,
                              message=error_text(exc), source=state, dest=spec.on_error))
+            if needs_human(exc):
+                await self._stop_for(None, exc)
+                raise
             if spec.on_error and self.definition.allows(spec.on_error, state):
                 return spec.on_error
             raise

@@ -224,6 +224,14 @@ class Interrupted(RetakeError):
     exit_code = ExitCode.INTERRUPTED
 
 
+def needs_human(exc: BaseException) -> bool:
+    """No retry or recovery can fix this: bad input or config, a missing package,
+    a display taken by someone else, a rejected token. The engine stops instead."""
+    return isinstance(exc, RetakeError) and (
+        exc.exit_code == ExitCode.USAGE or isinstance(exc, AuthError)
+    )
+
+
 def _all_subclasses(cls: type[RetakeError]) -> list[type[RetakeError]]:
     out: list[type[RetakeError]] = []
     for sub in cls.__subclasses__():

@@ -83,8 +83,15 @@ class VerifySettings(_Model):
     status_poll: Duration = 30.0
 
 
+def _display(value: Any) -> str:
+    text = str(value).strip()
+    if text.lower() == "auto" or re.fullmatch(r":\d{1,5}(\.0)?", text):
+        return text
+    raise ValueError(f"{value!r} is not an X display: use ':N' (e.g. :99) or 'auto'")
+
+
 class DisplaySettings(_Model):
-    display: str = ":99"  # ":N" or "auto"
+    display: Annotated[str, BeforeValidator(_display)] = ":99"  # ":N" or "auto"
     size: str = "1280x720"
     depth: int = 24
     ready_timeout: Duration = 5.0

@@ -16,9 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -26,6 +24,7 @@ from pydantic import ValidationError
 
 from .clock import Clock, SystemClock
 from .errors import LockedError, StateError
+from .fsutil import write_atomic
 from .redact import redact, redact_obj
 from .settings import Paths
 from .state import SCHEMA_VERSION, RunState
@@ -80,26 +79,9 @@ class Store:
                              hint="move it away to start over; it was left as it is") from exc
 
     def save(self, state: RunState) -> None:
-        """Atomically replace state.json: temp file, fsync, os.replace, fsync the directory."""
+        """Atomically replace state.json (temp file, fsync, os.replace, fsync the directory)."""
         self.paths.ensure()
-        data = redact(state.model_dump_json(indent=2)) + "\n"
-        fd, name = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=self.paths.state_dir)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(self.paths.state_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        dir_fd = os.open(self.paths.state_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.paths.state_file, redact(state.model_dump_json(indent=2)) + "\n")
 
     # --- journal ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from retake_fsm.errors import (
     GuardTimeout,
     InputError,
     Interrupted,
+    MissingBinaryError,
     ProcessExitedError,
     ServerError,
     StateError,
@@ -314,3 +315,18 @@ async def test_the_machine_extends_transitions_by_subclassing_not_patching(
     assert AsyncTransition.execute.__module__ == "transitions.extensions.asyncio"
     graph = build_machine(r.definition, Model(), "encoding", graph="mermaid")
     assert isinstance(graph, FsmGraphMachine)
+
+
+async def test_error_needing_a_human_stops_instead_of_taking_the_recover_edge(
+        tmp_path: Path) -> None:
+    """A missing ffmpeg in encode (on_error: recover) is not retried or recovered from: the
+    stream is stopped once and the one-line fix is raised (no recover/start loop)."""
+    calls: list[str] = []
+    r = rig(tmp_path, a_encode=failing(calls, "a_encode", 9,
+                                       lambda: MissingBinaryError("ffmpeg", "ffmpeg")))
+    with pytest.raises(MissingBinaryError, match="apt-get install ffmpeg"):
+        await r.engine.run("live")
+    assert calls == ["a_encode"]
+    assert r.path_taken() == [*FORWARD[:3], ("stop", "started", "stopped")]
+    assert not r.journal("on_error")
+    assert r.journal("failure")[-1]["reason"] == "needs a human"

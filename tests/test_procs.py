@@ -120,7 +120,7 @@ ORPHAN_PARENT = textwrap.dedent("""
             "-stats_period", "0.1", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30",
             "-f", "null", "-"], stdin=True, progress=progress)
         print("started", flush=True)
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # until killed
 
     asyncio.run(main())
 """)

@@ -127,7 +127,7 @@ DEAD_RUN = textwrap.dedent("""
             await start_encoder(ctx)
             save()
             print("encoding", flush=True)
-            await asyncio.sleep(120)
+            await asyncio.Event().wait()  # until killed
 
     asyncio.run(main())
 """)

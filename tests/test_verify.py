@@ -148,7 +148,7 @@ class ScriptedConsole(Console):
         self.answers = answers
         self.asked: list[str] = []
 
-    async def prompt(self, question: str) -> str | None:
+    async def prompt(self, question: str, *, timeout: float | None = None) -> str | None:
         self.asked.append(question)
         return self.answers.pop(0)
 
@@ -311,3 +311,29 @@ async def test_cli_url_reaches_a_waiting_run(live_rig: RigFactory, sandbox: Sand
         assert await task is None
     assert rig.named("verify.verified")[0].fields == {"how": "tweet_url"}
     assert not (rig.ctx.paths.inbox_dir / INBOX_TWEET).exists()
+
+
+async def test_open_tty_prompt_still_notices_the_inbox(live_rig: RigFactory, sandbox: Sandbox,
+                                                       tmp_path: Path) -> None:
+    """While the question waits on a real terminal (pty), a URL handed in through the inbox
+    (`verify --tweet-url` from another shell) still verifies: the prompt never blocks the wait."""
+    import os
+    import pty
+
+    agent = unverified(sandbox, tmp_path)
+    rig = await rig_for(live_rig, sandbox, agent, clock=SystemClock(),
+                        overrides=["verify.wait=30s", "verify.poll=100ms",
+                                   "verify.status_poll=30s"])
+    master, slave = pty.openpty()
+    rig.ctx.console = Console(out=open(os.devnull, "w"), infd=slave)
+    try:
+        task = asyncio.create_task(verify(rig.ctx))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        (rig.ctx.paths.inbox_dir / INBOX_TWEET).write_text(REAL_URL + "\n")
+        assert await asyncio.wait_for(task, 10) is None
+    finally:
+        rig.ctx.console.out.close()
+        os.close(master)
+        os.close(slave)
+    assert rig.named("verify.verified")[0].fields == {"how": "tweet_url"}

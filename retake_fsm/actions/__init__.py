@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +44,11 @@ def load_builtin() -> dict[str, ActionFn]:
 
 
 def load_plugins(modules: list[str]) -> dict[str, ActionFn]:
+    """Import each plugin module (it registers its actions); the current directory
+    is searched first, as `python -m` would."""
+    cwd = str(Path.cwd())
+    if modules and "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
     for mod in modules:
         importlib.import_module(mod)
     return REGISTRY

@@ -68,7 +68,8 @@ def registration_request(fields: Mapping[str, str | None]) -> RegisterRequest:
     if missing:
         settings_names = ", ".join(f"agent.{k}" for k in FLAGS if fields.get(k) is None)
         raise InputError(f"registration needs {', '.join(missing)}", field=missing[0],
-                         hint=f"pass the flags or set {settings_names} in states.yaml")
+                         hint=f"run `retake-fsm register` with the flags first, or set "
+                              f"{settings_names} in states.yaml or with --set")
     values = {k: (fields[k] or "").strip() for k in FLAGS}
     problems: list[tuple[str, str]] = []
     if not values["name"]:

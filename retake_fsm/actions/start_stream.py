@@ -84,6 +84,7 @@ async def start_stream(ctx: ActionContext) -> str | None:
     if fresh:
         state.chat.cursor_set = False
         state.final_stats = None
+        state.recoveries = []  # the recovery budget is per stream: a stopped one spent its own
     state.streams += 1
     ctx.save()
     ctx.emit("stream.started", fresh=fresh, streams=state.streams,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..api import RetakeClient
 from ..context import ActionContext, Console
-from ..credentials import write_atomic
 from ..errors import BadRequestError, InputError, VerificationPending
+from ..fsutil import write_atomic
 from ..settings import Paths
 from . import action
 
@@ -152,6 +152,9 @@ async def _try_url(ctx: ActionContext, url: str) -> bool:
     return True
 
 
+PROMPT = "Tweet URL (or Enter to wait for `retake-fsm verify --tweet-url`): "
+
+
 async def _wait_for_human(ctx: ActionContext, message: str) -> str:
     """Wait for a tweet URL (TTY prompt or inbox) or the platform's yes, at most verify.wait."""
     cfg, clock = ctx.settings.verify, ctx.clock
@@ -161,11 +164,14 @@ async def _wait_for_human(ctx: ActionContext, message: str) -> str:
     while True:
         url = take_inbox(ctx.paths, INBOX_TWEET)
         if url is None and interactive:
-            url = await ctx.console.prompt(
-                "Tweet URL (or Enter to wait for `retake-fsm verify --tweet-url`): ")
-            if url is None:
-                interactive = False
-                ctx.console.print("waiting for `retake-fsm verify --tweet-url URL` ...")
+            try:  # the question stays on screen; the inbox and platform are checked meanwhile
+                url = await ctx.console.prompt(PROMPT, timeout=cfg.poll)
+            except TimeoutError:
+                url = None
+            else:
+                if url is None:
+                    interactive = False
+                    ctx.console.print("waiting for `retake-fsm verify --tweet-url URL` ...")
         if url is not None and await _try_url(ctx, url):
             return "tweet_url"
         now = clock.monotonic()

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from ..credentials import write_atomic
 from ..errors import ApiError
+from ..fsutil import write_atomic
 from ._client import RetakeClient
 
 

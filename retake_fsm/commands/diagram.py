@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, StateError
+from ..fsutil import write_atomic
 
 if TYPE_CHECKING:
     from ..app import App
@@ -28,9 +29,10 @@ def main(args: argparse.Namespace, app: App) -> int:
     data = render(app.definition, current, fmt)
     if args.output:
         out = Path(args.output)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)
+        try:
+            write_atomic(out, data, mode=0o644)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror}", field="--output") from exc
         print(f"wrote {out} ({fmt}, current state: {current or 'none'})")
     elif fmt == "png" and sys.stdout.isatty():
         raise InputError("png is binary: write it to a file with -o FILE", field="--output")

@@ -61,6 +61,10 @@ def _facts(app: App, state: RunState, holder: int | None) -> dict[str, Any]:
             for name, rec in state.processes.items()
         }
         facts["stream"] = state.stream.model_dump(mode="json", exclude_none=True)
+        # the flat view scripts rely on: our live children by name, and the last known verdict
+        facts["pids"] = {name: p["pid"] for name, p in facts["processes"].items() if p["alive"]}
+        facts["is_live"] = state.stream.is_live
+        facts["viewers"] = state.stream.viewers
     if state.final_stats and state.state == "stopped":
         facts["final_stats"] = state.final_stats
     return facts
@@ -129,6 +133,8 @@ def main(args: argparse.Namespace, app: App) -> int:
     if not args.offline:
         platform, warning = asyncio.run(_platform(app))
         facts["platform"] = platform
+        if platform is not None and "pids" in facts:  # what the platform says now wins
+            facts["is_live"], facts["viewers"] = platform["is_live"], platform["viewers"]
         if warning:
             warnings.append(warning)
     facts = redact_obj(facts)
