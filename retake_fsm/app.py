@@ -78,6 +78,3 @@ class App:
                 fh.write(redact(text) + "\n")
         except Exception:  # noqa: S110 - reporting must never raise
             pass
-
-    def close(self) -> None:
-        pass

@@ -163,9 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" (details in {app.paths.debug_log})" if app is not None else ""
         print(f"retake-fsm: internal error{where}; please report it", file=sys.stderr)
         return ExitCode.FAILURE
-    finally:
-        if app is not None:
-            app.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,9 +103,6 @@ class Definition(_Model):
         spec = self.transitions.get(trigger)
         return spec is not None and state in spec.source
 
-    def triggers_from(self, state: str) -> list[str]:
-        return [name for name, t in self.transitions.items() if state in t.source]
-
     def actions(self) -> list[str]:
         """Every action name the definition uses, in order of first use."""
         names: list[str] = []

@@ -140,11 +140,6 @@ class Store:
                 os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor releases the flock
 
-    @property
-    def locked(self) -> bool:
-        """True while this Store holds the lock."""
-        return self._lock_fd is not None
-
     def lock_holder(self) -> int | None:
         """PID of the live `run` holding this profile, else None."""
         try:

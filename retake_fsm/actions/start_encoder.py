@@ -14,7 +14,7 @@ import asyncio
 
 from ..context import ActionContext
 from ..encoder import build_argv
-from ..errors import ProcessError, ProcessExitedError, StateError
+from ..errors import ProcessExitedError, StallError, StateError
 from ..redact import mask, register_secret
 from . import action
 
@@ -56,7 +56,7 @@ async def start_encoder(ctx: ActionContext) -> str | None:
             return None
         if elapsed >= enc.publish_timeout:
             await ctx.procs.stop(NAME)
-            raise ProcessError(
+            raise StallError(
                 f"ffmpeg sent no frame within {enc.publish_timeout:g}s",
                 hint=f"check the ingest and {ctx.paths.logs_dir / (NAME + '.log')}",
             )

@@ -22,18 +22,6 @@ if TYPE_CHECKING:
     from ..app import App
 
 
-class _Unavailable:
-    """Stands in for a part this build lacks; any use says so in one line."""
-
-    def __init__(self, what: str, why: str) -> None:
-        self._what, self._why = what, why
-
-    def __getattr__(self, name: str) -> Any:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"{self._what} is not available in this build ({self._why})")
-
-
 def main(args: argparse.Namespace, app: App) -> int:
     until = args.until
     if until not in app.definition.states:
@@ -42,35 +30,14 @@ def main(args: argparse.Namespace, app: App) -> int:
     return asyncio.run(_run(app, until, stay=not args.exit_when_reached))
 
 
-def _client(app: App, credentials: Any) -> Any:
-    try:
-        from ..api import RetakeClient
-    except ImportError as exc:
-        return _Unavailable("the platform client", str(exc))
-    return RetakeClient.from_settings(app.settings, credentials)
-
-
-def _runner(app: App, state: Any, clock: Any, emit: Any, save: Any) -> Any:
-    try:
-        from ..procs import ProcessRunner
-    except ImportError as exc:
-        return _Unavailable("the process runner", str(exc))
-    return ProcessRunner(app.paths, state, clock, emit, save)
-
-
-def _credentials(app: App) -> Any:
-    try:
-        from ..credentials import load_credentials
-    except ImportError:
-        return None
-    return load_credentials(app.paths)
-
-
 async def _run(app: App, until: str, *, stay: bool) -> int:
     from ..actions import load_builtin, load_plugins
+    from ..api import RetakeClient
     from ..clock import SystemClock
     from ..context import ActionContext, Console, Session
+    from ..credentials import load_credentials
     from ..engine import Engine
+    from ..procs import ProcessRunner
     from ..store import Store
 
     definition = app.definition  # validated: built-in actions and plugins are loaded
@@ -85,9 +52,9 @@ async def _run(app: App, until: str, *, stay: bool) -> int:
         def save() -> None:
             store.save(state)
 
-        credentials = _credentials(app)
-        api = _client(app, credentials)
-        procs = _runner(app, state, clock, store.emit, save)
+        credentials = load_credentials(app.paths)
+        api = RetakeClient.from_settings(app.settings, credentials)
+        procs = ProcessRunner(app.paths, state, clock, store.emit, save)
         ctx = ActionContext(settings=app.settings, paths=app.paths, clock=clock, state=state,
                             session=Session(), api=api, procs=procs, emit=store.emit,
                             save=save, console=Console(), credentials=credentials)
@@ -122,8 +89,6 @@ async def _run(app: App, until: str, *, stay: bool) -> int:
 
 async def _close(api: Any, procs: Any) -> None:
     for part in (procs, api):
-        if isinstance(part, _Unavailable):
-            continue
         close = getattr(part, "aclose", None)
         if close is not None:
             await close()

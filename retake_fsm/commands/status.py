@@ -25,17 +25,6 @@ if TYPE_CHECKING:
 STREAMING = ("started", "encoding", "live")
 
 
-def _alive(pid: int, create_time: float) -> bool:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - create_time) < 0.05 \
-            and proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
 def _ago(when: datetime, now: datetime) -> str:
     from ..settings import format_duration
 
@@ -56,8 +45,10 @@ def _facts(app: App, state: RunState, holder: int | None) -> dict[str, Any]:
         "recoveries": len(state.recoveries),
     }
     if state.state in STREAMING or state.processes:
+        from ..procs import same_process
+
         facts["processes"] = {
-            name: {"pid": rec.pid, "alive": _alive(rec.pid, rec.create_time)}
+            name: {"pid": rec.pid, "alive": same_process(rec.pid, rec.create_time)}
             for name, rec in state.processes.items()
         }
         facts["stream"] = state.stream.model_dump(mode="json", exclude_none=True)
@@ -72,11 +63,9 @@ def _facts(app: App, state: RunState, holder: int | None) -> dict[str, Any]:
 
 async def _platform(app: App) -> tuple[dict[str, Any] | None, str | None]:
     """What the platform says, or why we could not ask (a warning, never fatal)."""
-    try:
-        from ..api import RetakeClient
-        from ..credentials import load_credentials
-    except ImportError as exc:  # a partial install: say so, keep going
-        return None, f"platform client unavailable: {exc}"
+    from ..api import RetakeClient
+    from ..credentials import load_credentials
+
     try:
         creds = load_credentials(app.paths)
         if creds is None:

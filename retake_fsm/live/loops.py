@@ -73,11 +73,14 @@ async def run_loops(ctx: ActionContext, loops: Mapping[str, Loop]) -> str:
             raise _Verdict(trigger)
 
     ctx.emit("live.loops", loops=sorted(loops))
+    task = asyncio.current_task()
+    cancelling = task.cancelling() if task is not None else 0
     try:
         async with asyncio.TaskGroup() as group:
             for name, loop in loops.items():
                 group.create_task(guarded(name, loop), name=f"live.{name}")
     except ExceptionGroup as eg:
+        _undo_group_cancel(task, cancelling)
         leaves = list(_leaves(eg))
         for exc in leaves:
             if isinstance(exc, _Verdict):
@@ -87,6 +90,15 @@ async def run_loops(ctx: ActionContext, loops: Mapping[str, Loop]) -> str:
                 raise exc from eg
         raise
     return STOP  # every loop ended without a verdict: nothing keeps us live
+
+
+def _undo_group_cancel(task: asyncio.Task[object] | None, before: int) -> None:
+    """Python 3.11's TaskGroup cancels its parent task when a child fails after the body
+    is done (every verdict here) and never uncancels it (fixed in 3.12). The leftover
+    cancel request made the next transition in this task (a stop for an error that
+    needs a human) end in CancelledError: undo it. A no-op where TaskGroup is fixed."""
+    if task is not None and task.cancelling() > before:
+        task.uncancel()
 
 
 def _leaves(eg: BaseExceptionGroup[BaseException]) -> list[BaseException]:
