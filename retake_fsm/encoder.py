@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .settings import EncoderSettings
 
+ENCODER_PROC = "ffmpeg"  # the encoder's name in the runner and in state.processes
+
 
 def build_argv(enc: EncoderSettings, display: str, publish_url: str, progress: Path) -> list[str]:
     """The published encoder command (retake-api.md "Encoder"), plus `-progress`."""

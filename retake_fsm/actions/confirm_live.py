@@ -10,8 +10,9 @@ and polled through until the limit.
 from __future__ import annotations
 
 from ..context import ActionContext
+from ..encoder import ENCODER_PROC
 from ..errors import ApiError, NotLiveError, ProcessExitedError
-from ..live.watchdog import ENCODER_PROC, record_status
+from ..live.watchdog import record_status
 from ..redact import redact
 from . import action
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ..api import StreamStatus
 from ..context import ActionContext
+from ..encoder import ENCODER_PROC
 from ..errors import RetakeError
 from ..redact import register_secret
 from . import action
@@ -54,13 +55,13 @@ async def reconcile(ctx: ActionContext) -> str | None:
         except RetakeError as exc:
             platform = f"unknown ({exc.kind})"
 
-    ffmpeg = ctx.procs.get("ffmpeg")
+    ffmpeg = ctx.procs.get(ENCODER_PROC)
     ffmpeg_alive = ffmpeg is not None and ffmpeg.alive
     trigger: str | None = None
     if state in STREAMING and ffmpeg_alive and (status is None or status.is_live):
         decision = "adopt"
     elif state in STREAMING or state == "started":
-        await ctx.procs.stop("ffmpeg")
+        await ctx.procs.stop(ENCODER_PROC)
         ctx.session.forget_key()
         decision, trigger = "recover", "recover"
     elif state == "rtmp":

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 
 from ..context import ActionContext
-from ..encoder import build_argv
+from ..encoder import ENCODER_PROC, build_argv
 from ..errors import ProcessExitedError, StallError, StateError
 from ..redact import mask, register_secret
 from . import action
 
-NAME = "ffmpeg"
+NAME = ENCODER_PROC
 POLL = 0.05
 
 

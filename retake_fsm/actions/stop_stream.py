@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import ActionContext
+from ..encoder import ENCODER_PROC
 from ..errors import ProcessError, RetakeError
 from ..redact import redact
 from ..state import ErrorRecord
@@ -22,7 +23,7 @@ from . import action
 async def stop_stream(ctx: ActionContext) -> str | None:
     problems: list[str] = []
     try:
-        await ctx.procs.stop("ffmpeg")
+        await ctx.procs.stop(ENCODER_PROC)
     except ProcessError as exc:
         problems.append(f"ffmpeg: {exc}")
     ctx.session.forget_key()

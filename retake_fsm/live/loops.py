@@ -14,14 +14,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ..engine import RECOVER, STOP
 from ..errors import ConflictError, RetakeError
 from ..redact import redact
 from .chat import ChatSender, Responder, chat_loop, reply_loop
 from .responder import make_responder
 from .thumbnails import thumbnail_loop
 from .watchdog import (
-    RECOVER,
-    STOP,
     verdict,
     watch_display,
     watch_encoder,

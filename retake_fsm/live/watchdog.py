@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..display import XVFB_NAME
+from ..encoder import ENCODER_PROC
+from ..engine import RECOVER, STOP
 from ..errors import ApiError, AuthError, ConflictError
 from ..redact import redact
 
@@ -22,9 +24,6 @@ if TYPE_CHECKING:
     from ..api import StreamStatus
     from ..context import ActionContext
 
-ENCODER_PROC = "ffmpeg"
-RECOVER = "recover"
-STOP = "stop"
 
 
 def verdict(ctx: ActionContext, trigger: str, reason: str, **details: Any) -> str:
