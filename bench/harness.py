@@ -425,7 +425,8 @@ class Baseline(Contender):
         for name, _, detail in self.events():
             if name in ("ffmpeg_started", "xvfb_started") and detail.isdigit():
                 t = Tracked.of(int(detail))
-                if t is not None and self.orchestrator is not None and _is_child(t, self.orchestrator):
+                parent = self.orchestrator
+                if t is not None and parent is not None and _is_child(t, parent):
                     out["ffmpeg" if name == "ffmpeg_started" else "xvfb"] = t
         return out
 

@@ -158,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("retake-fsm: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # `retake-fsm history --json | head`: the reader left, not a bug
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no noise at exit
+        return ExitCode.FAILURE
     except Exception as exc:  # a bug: still one line, and where to find the details
         _report(exc, app, 1)
         where = f" (details in {app.paths.debug_log})" if app is not None else ""

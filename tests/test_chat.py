@@ -118,16 +118,21 @@ def test_answered_ids_are_never_handed_out_again() -> None:
 
 
 async def test_poll_cadence_follows_activity(live_rig: RigFactory) -> None:
-    """chat.poll_active right after a viewer spoke, chat.poll in between, chat.poll_quiet later."""
+    """chat.poll_active while viewers talk, chat.poll_quiet once quiet for chat.quiet_after;
+    chat.poll before anyone spoke, until chat.quiet_after has passed without a word."""
     rig = await live_rig()
     s, clock = rig.ctx.settings.chat, rig.ctx.clock
+    start = clock.monotonic()
     assert poll_interval(rig.ctx, None) == s.poll
+    assert poll_interval(rig.ctx, None, start) == s.poll
     spoke = clock.monotonic()
     assert poll_interval(rig.ctx, spoke) == s.poll_active
-    await clock.sleep(s.poll_active + 1)
-    assert poll_interval(rig.ctx, spoke) == s.poll
-    await clock.sleep(s.quiet_after)
+    await clock.sleep(s.quiet_after - 1)
+    assert poll_interval(rig.ctx, spoke) == s.poll_active
+    assert poll_interval(rig.ctx, None, start) == s.poll
+    await clock.sleep(1)
     assert poll_interval(rig.ctx, spoke) == s.poll_quiet
+    assert poll_interval(rig.ctx, None, start) == s.poll_quiet
 
 
 QUIET = ["chat.keepalive=24h"]  # keep-alive out of the way where it is not the subject

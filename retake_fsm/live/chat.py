@@ -172,18 +172,20 @@ class ChatSender:
             return True
 
 
-def poll_interval(ctx: ActionContext, last_viewer_activity: float | None) -> float:
-    """`chat.poll_active` right after a viewer spoke, `chat.poll_quiet` once quiet, else
-    `chat.poll`."""
+def poll_interval(ctx: ActionContext, last_viewer_activity: float | None,
+                  since: float | None = None) -> float:
+    """The platform's guidance, 2-3 s while chat is active and 5-10 s while quiet:
+    `chat.poll_active` while a viewer spoke within `chat.quiet_after`, `chat.poll_quiet`
+    once nobody did. Before any viewer spoke, `chat.poll` (we just said hello), until
+    `chat.quiet_after` has passed `since` (when the loop started); then `chat.poll_quiet`."""
     s = ctx.settings.chat
+    now = ctx.clock.monotonic()
     if last_viewer_activity is None:
-        return s.poll
-    quiet_for = ctx.clock.monotonic() - last_viewer_activity
-    if quiet_for <= s.poll_active:
-        return s.poll_active
-    if quiet_for >= s.quiet_after:
+        quiet = since is not None and now - since >= s.quiet_after
+        return s.poll_quiet if quiet else s.poll
+    if now - last_viewer_activity >= s.quiet_after:
         return s.poll_quiet
-    return s.poll
+    return s.poll_active
 
 
 async def keepalive_if_silent(ctx: ActionContext, sender: ChatSender) -> bool:
@@ -242,11 +244,12 @@ async def handle_batch(ctx: ActionContext, responder: Responder, comments: list[
 async def chat_loop(ctx: ActionContext, responder: Responder, sender: ChatSender) -> str | None:
     """Poll forever at the chat cadence; every iteration sleeps on ctx.clock (never spins)."""
     last_viewer: float | None = None
+    since = ctx.clock.monotonic()
     while True:
         if await poll_once(ctx, responder):
             last_viewer = ctx.clock.monotonic()
         await keepalive_if_silent(ctx, sender)
-        await ctx.clock.sleep(poll_interval(ctx, last_viewer))
+        await ctx.clock.sleep(poll_interval(ctx, last_viewer, since))
 
 
 async def reply_loop(ctx: ActionContext, responder: Responder, sender: ChatSender) -> str | None:

@@ -2,6 +2,8 @@
 
 - `watch_encoder`: ffmpeg exited (awaits `Proc.wait()`: at once, no slow polling).
 - `watch_stall`: ffmpeg's frame counter frozen longer than `encoder.stall`.
+- `watch_ingest`: the ingest took none of ffmpeg's data for `INGEST_STALL` s (its
+  TCP send queue never drained) and the platform confirms it is not live.
 - `watch_display`: our Xvfb exited (the display action starts a new one).
 - `watch_platform`: `stream/status` says not live `live.not_live_polls` times
   in a row (every `live.status_poll`) while ffmpeg runs.
@@ -19,11 +21,14 @@ from ..encoder import ENCODER_PROC
 from ..engine import RECOVER, STOP
 from ..errors import ApiError, AuthError, ConflictError
 from ..redact import redact
+from ..tcpinfo import SendStall, send_queues
 
 if TYPE_CHECKING:
     from ..api import StreamStatus
     from ..context import ActionContext
 
+INGEST_STALL = 3.0  # seconds the ingest may take none of ffmpeg's data before we ask the platform
+INGEST_SAMPLE = 0.5  # seconds between looks at ffmpeg's socket (two small /proc reads)
 
 
 def verdict(ctx: ActionContext, trigger: str, reason: str, **details: Any) -> str:
@@ -62,6 +67,47 @@ async def watch_stall(ctx: ActionContext) -> str | None:
         if frozen > stall:
             return verdict(ctx, RECOVER, "encoder_stall", frozen_for=round(frozen, 1),
                            frame=progress.frame)
+
+
+async def watch_ingest(ctx: ActionContext) -> str | None:
+    """A frozen ingest, caught from the kernel's side of ffmpeg's connection (see tcpinfo).
+
+    ffmpeg's writes keep landing in its socket buffer after the ingest stops taking
+    them; at a mostly static scene's few kB/s that buffer takes minutes to fill, so
+    the frame counter (`watch_stall`) keeps moving. The send queue stops draining
+    at once. After `INGEST_STALL` s of that the platform is asked: not live means
+    recover; still live restarts the count (no false alarm on a slow link).
+    """
+    sending = SendStall()
+    while True:
+        await ctx.clock.sleep(INGEST_SAMPLE)
+        proc = ctx.procs.get(ENCODER_PROC)
+        if proc is None or not proc.alive:
+            sending = SendStall()
+            continue  # the exit watch covers a missing ffmpeg
+        queues = send_queues(proc.pid)
+        stuck = sending.update(queues, ctx.clock.monotonic())
+        if stuck < INGEST_STALL:
+            continue
+        status = await _ask_status(ctx)
+        if status is not None and not status.is_live:
+            return verdict(ctx, RECOVER, "ingest_stalled", stuck_for=round(stuck, 1),
+                           queued=max(q.queued for q in queues),
+                           zero_window=any(q.zero_window for q in queues))
+        sending.restart(ctx.clock.monotonic())
+
+
+async def _ask_status(ctx: ActionContext) -> StreamStatus | None:
+    """stream/status, recorded; None (logged) when the platform did not answer."""
+    try:
+        status = await ctx.api.stream_status()
+    except (ConflictError, AuthError):
+        raise
+    except ApiError as exc:
+        ctx.emit("watchdog.status_failed", error=redact(str(exc)))
+        return None
+    record_status(ctx, status)
+    return status
 
 
 def record_status(ctx: ActionContext, status: StreamStatus) -> None:
