@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from retake_fsm.tcpinfo import SendQueue, SendStall, send_queues
+from retake_fsm.tcpinfo import SendQueue, SendStall, connections, send_queue, send_queues
 
 
 @pytest.fixture
@@ -45,32 +45,43 @@ def test_a_peer_that_does_not_read_leaves_our_data_queued(
         pair: tuple[socket.socket, socket.socket]) -> None:
     """Unread data shows up as queued bytes and a zero window on our established socket."""
     client, _peer = pair
-    assert all(q.queued == 0 for q in send_queues(os.getpid()))
+    mine = [c for c in connections(os.getpid()) if c.local == client.getsockname()]
+    assert len(mine) == 1 and mine[0].remote == client.getpeername()
+    assert send_queues(mine) == [SendQueue(queued=0, zero_window=False, retransmitting=False)]
     _fill(client, 1.0)
-    queues = send_queues(os.getpid())
-    assert any(q.queued > 0 and q.zero_window for q in queues), queues
+    queue = send_queue(mine[0])
+    assert queue is not None and queue.queued > 0 and queue.zero_window, queue
 
 
 def test_a_reading_peer_drains_the_queue(pair: tuple[socket.socket, socket.socket]) -> None:
     """Once the peer reads everything, nothing stays queued."""
     client, peer = pair
+    mine = [c for c in connections(os.getpid()) if c.local == client.getsockname()]
     assert client.send(b"y" * 1000) == 1000
     got = 0
     while got < 1000:
         got += len(peer.recv(4096))
     deadline = time.monotonic() + 2
-    while any(q.queued for q in send_queues(os.getpid())) and time.monotonic() < deadline:
+    while any(q.queued for q in send_queues(mine)) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert all(q.queued == 0 for q in send_queues(os.getpid()))
+    assert [q.queued for q in send_queues(mine)] == [0]
+
+
+def test_a_closed_connection_is_gone(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Once our side is closed, the lookup finds nothing (no error)."""
+    client, _peer = pair
+    mine = [c for c in connections(os.getpid()) if c.local == client.getsockname()]
+    client.close()
+    assert send_queue(mine[0]) is None and send_queues(mine) == []
 
 
 def test_a_process_that_is_gone_has_no_sockets() -> None:
-    """An exited PID (or one we may not read) yields an empty list, not an error."""
+    """An exited PID (or one we may not read) yields no connections, not an error."""
     pid = os.fork()
     if pid == 0:
         os._exit(0)
     os.waitpid(pid, 0)
-    assert send_queues(pid) == []
+    assert connections(pid) == []
 
 
 def test_send_stall_counts_only_while_nothing_is_taken() -> None:

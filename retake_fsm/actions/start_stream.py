@@ -85,6 +85,9 @@ async def start_stream(ctx: ActionContext) -> str | None:
         state.chat.cursor_set = False
         state.final_stats = None
         state.recoveries = []  # the recovery budget is per stream: a stopped one spent its own
+        # and so are the counts its final stats report
+        state.chat.comments_seen = state.chat.replies_sent = state.chat.keepalives_sent = 0
+        state.thumbnails = 0
     state.streams += 1
     ctx.save()
     ctx.emit("stream.started", fresh=fresh, streams=state.streams,

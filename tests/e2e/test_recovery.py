@@ -1,8 +1,8 @@
-"""Recovery while live, everything real: the encoder killed, the ingest frozen.
+"""Recovery while live, everything real: the encoder killed, the ingest frozen, the budget.
 
-One live `run` for the module (a verified sandbox agent); each test breaks it
-one way and measures how long until the platform says live again on a new
-ffmpeg publishing with a new key.
+The first two tests share one live `run` (a verified sandbox agent); each breaks
+it one way and measures how long until the platform says live again on a new
+ffmpeg publishing with a new key. The last one spends `recover.max`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.fixtures.e2e import FAST, CliRun, Runs, make_env
+from tests.fixtures.env import Env
 from tests.fixtures.sandbox import Publish, Sandbox, SandboxAgent
 
 pytestmark = pytest.mark.e2e
@@ -113,3 +114,31 @@ def test_frozen_ingest_is_a_stall_and_recovers(live: Live, sandbox: Sandbox) -> 
     print(f"\nfreeze -> {fired['reason']} in {detected:.2f}s, live again in "
           f"{time.monotonic() - t0:.2f}s (encoder.stall={STALL:g}s)")
     assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
+
+
+def _kill_ffmpeg_and_wait(run: CliRun, sandbox: Sandbox, agent: SandboxAgent) -> None:
+    pid = run.pids()["ffmpeg"]
+    mark = sandbox.mark()
+    os.kill(pid, signal.SIGKILL)
+    run.wait_for(_live_again(Live(run=run, agent=agent), sandbox, pid, mark), 30,
+                 "live again after the kill")
+
+
+def test_spent_recovery_budget_stops_and_the_next_run_has_a_whole_one(
+        verified_env: tuple[Env, SandboxAgent], e2e_runs: Runs, sandbox: Sandbox) -> None:
+    """recover.max=1: a second crash stops with the one-line error; the next run recovers again."""
+    env, agent = verified_env
+    args = ["--display", "auto", *[a for s in [*FAST, "recover.max=1"] for a in ("--set", s)]]
+    run = e2e_runs.start(env, *args)
+    run.wait_live(40)
+    _kill_ffmpeg_and_wait(run, sandbox, agent)
+    os.kill(run.pids()["ffmpeg"], signal.SIGKILL)
+    assert run.wait(30) == 1
+    lines = [ln for ln in run.err if ln.startswith("retake-fsm:")]
+    assert len(lines) == 1 and "recover.max is 1" in lines[0], run.tail()
+    assert run.state()["state"] == "stopped" and run.state()["processes"] == {}
+
+    again = e2e_runs.start(env, *args)
+    again.wait_live(40)
+    _kill_ffmpeg_and_wait(again, sandbox, agent)  # the budget is per stream: not spent yet
+    assert again.proc.poll() is None

@@ -48,6 +48,11 @@ def test_stop_from_another_process_then_a_new_stream_on_a_new_key(
     assert again.pids()["ffmpeg"] != pids["ffmpeg"]
     assert again.state()["streams"] == 2
 
+    second = env.cli("stop", timeout=90)
+    assert second.returncode == 0 and again.wait(30) == 0
+    stats = again.state()["final_stats"]  # this stream's, not the sum of both
+    assert stats["streams"] == 2 and stats["thumbnails"] == 1 and stats["recoveries"] == 0
+
 
 def test_stop_with_no_run_alive_cleans_up_what_a_killed_run_left(
         verified_env: tuple[Env, SandboxAgent], e2e_runs: Runs, sandbox: Sandbox) -> None:
