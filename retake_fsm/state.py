@@ -61,6 +61,7 @@ class ChatState(_Model):
     seen_authors: list[str] = Field(default_factory=list)
     last_activity_at: datetime | None = None  # last comment from anyone (or our keep-alive)
     last_sent_at: datetime | None = None
+    greeted_at: datetime | None = None  # opening message of this stream (not repeated on recovery)
     comments_seen: int = 0
     replies_sent: int = 0
     keepalives_sent: int = 0
@@ -85,6 +86,7 @@ class RunState(_Model):
     recoveries: list[datetime] = Field(default_factory=list)
     streams: int = 0
     final_stats: dict[str, Any] | None = None
+    announced_at: datetime | None = None  # operator notice of this stream (once, not per recovery)
     counters: dict[str, int] = Field(default_factory=dict)
 
     def bump(self, counter: str, n: int = 1) -> None:

@@ -83,6 +83,7 @@ async def start_stream(ctx: ActionContext) -> str | None:
     )
     if fresh:
         state.chat.cursor_set = False
+        state.chat.greeted_at = state.announced_at = None  # a new stream is greeted again
         state.final_stats = None
         state.recoveries = []  # the recovery budget is per stream: a stopped one spent its own
         # and so are the counts its final stats report

@@ -7,6 +7,7 @@ ffmpeg publishing with a new key. The last one spends `recover.max`.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -93,6 +94,11 @@ def test_ffmpeg_sigkill_recovers_on_a_fresh_key(live: Live, sandbox: Sandbox,
     refused = sandbox.calls(kind="ingest", event="publish_refused", since=refused_mark)
     assert [c for c in refused if c["key"] == old_hint]
     assert live.agent.status()["is_live"] is True  # our stream was not disturbed
+    # viewers and operator are not greeted again: the recovery is one line, not a new stream
+    assert live.run.events("chat.hello_skipped", reason="already greeted this stream")
+    hellos = [c for c in sandbox.calls("stream/chat/send", since=mark)
+              if "What should we explore today" in json.dumps(c.get("body"))]
+    assert hellos == []
 
 
 def test_frozen_ingest_is_a_stall_and_recovers(live: Live, sandbox: Sandbox) -> None:
