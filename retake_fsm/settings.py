@@ -155,6 +155,8 @@ class ChatSettings(_Model):
 class ThumbnailSettings(_Model):
     interval: Duration = 180.0
     tool: str = "scrot"
+    attempts: int = Field(default=3, ge=1)  # uploads of the periodic thumbnail
+    retry: Duration = 2.0  # wait before the 2nd try, doubled after each failure
 
 
 class RecoverSettings(_Model):

@@ -16,10 +16,6 @@ from ..screenshot import capture
 if TYPE_CHECKING:
     from ..context import ActionContext
 
-UPLOAD_ATTEMPTS = 3
-UPLOAD_BACKOFF = 2.0  # seconds before the 2nd try; doubled each time
-
-
 async def screenshot(ctx: ActionContext) -> bytes:
     display = ctx.state.display or ctx.settings.display.display
     dest = ctx.paths.state_dir / "thumbnail.png"
@@ -28,7 +24,7 @@ async def screenshot(ctx: ActionContext) -> bytes:
 
 async def upload(ctx: ActionContext, image: bytes, *, attempts: int = 1) -> str | None:
     """Upload; retryable API errors are tried again (backoff on ctx.clock). Returns the URL."""
-    wait = UPLOAD_BACKOFF
+    wait = ctx.settings.thumbnail.retry  # doubled after each failed try
     for attempt in range(1, attempts + 1):
         try:
             result = await ctx.api.update_thumbnail(image)
@@ -71,7 +67,7 @@ async def thumbnail_loop(ctx: ActionContext) -> str | None:
         await ctx.clock.sleep(delay)
         delay = ctx.settings.thumbnail.interval
         try:
-            await refresh(ctx, attempts=UPLOAD_ATTEMPTS)
+            await refresh(ctx, attempts=ctx.settings.thumbnail.attempts)
         except ConflictError:
             raise
         except RetakeError as exc:
