@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := ffmpeg xvfb scrot nginx libnginx-mod-rtmp graphviz chromium xterm x11-utils
+APT_PACKAGES := ffmpeg xvfb scrot nginx libnginx-mod-rtmp graphviz chromium xterm x11-utils systemd
 PYTEST_ARGS ?=
 
 .PHONY: test lint typecheck pytest deps apt venv demo bench chaos clean
