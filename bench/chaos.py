@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retake_fsm.store import read_journal
+
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
@@ -226,15 +228,7 @@ class Agent:
             return 0
 
     def journal(self, start: int = 0) -> list[dict[str, Any]]:
-        try:
-            lines = (self.state_dir / "journal.jsonl").read_text("utf-8").splitlines()[start:]
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+        return read_journal(self.state_dir / "journal.jsonl", start)
 
     def observe(self, *roots: int) -> None:
         """Remember our processes: what state.json records, and the children of `roots`."""

@@ -32,6 +32,8 @@ import base58
 import httpx
 import psutil
 
+from retake_fsm.store import read_journal
+
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_SCRIPT = REPO / "bench" / "baseline_skill.sh"
 START_TIMEOUT = 30.0
@@ -372,15 +374,7 @@ class RetakeFsm(Contender):
         return out
 
     def journal(self) -> list[dict[str, Any]]:
-        try:
-            lines = (self.state_dir / "journal.jsonl").read_text("utf-8").splitlines()
-        except OSError:
-            return []
-        out = []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+        return read_journal(self.state_dir / "journal.jsonl")
 
     def restart(self) -> None:
         """A new `run` for the same profile (what systemd's Restart=always does)."""

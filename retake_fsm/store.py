@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -41,6 +42,24 @@ _LEVELS = {
 
 def _fields_text(fields: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+
+
+def read_journal(path: Path, start: int = 0) -> list[dict[str, Any]]:
+    """Every entry of a journal file from line `start` on; torn or foreign lines skipped.
+    Readers outside the lock holder (status, tests, benchmarks) use this too."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[start:]
+    except FileNotFoundError:
+        return []
+    entries: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
 
 
 class Store:
@@ -102,18 +121,7 @@ class Store:
 
     def journal(self, n: int = 0) -> list[dict[str, Any]]:
         """The last `n` journal entries (all with 0); torn or foreign lines are skipped."""
-        try:
-            lines = self.paths.journal_file.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        entries: list[dict[str, Any]] = []
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict):
-                entries.append(entry)
+        entries = read_journal(self.paths.journal_file)
         return entries[-n:] if n > 0 else entries
 
     # --- lock ---------------------------------------------------------------------------
