@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import random
@@ -48,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retake_fsm.sandbox.launch import die_with_parent
 from retake_fsm.store import read_journal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,12 +70,6 @@ RECOVER_TIMEOUT = 45.0
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if this script dies (no orphans)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
 
 def wait_for(predicate: Callable[[], T | None], timeout: float,
              tick: Callable[[], None] | None = None) -> T | None:
@@ -143,7 +137,7 @@ class Platform:
                 [sys.executable, "-m", "retake_fsm", "sandbox", "--port", "0",
                  "--rtmp-port", "0", "--data-dir", str(data_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=REPO,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         ready = wait_for(lambda: (data_dir / "sandbox.json").is_file() or proc.poll() is not None,
                          30.0)
         if not ready or proc.poll() is not None:
@@ -266,7 +260,7 @@ class Run:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "retake_fsm", "run", *args], env=agent.env,
                 cwd=agent.root, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         self.started = time.monotonic()
 
     def tick(self) -> None:

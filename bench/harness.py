@@ -14,7 +14,6 @@ never anything found by name.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -32,19 +31,13 @@ import base58
 import httpx
 import psutil
 
+from retake_fsm.sandbox.launch import die_with_parent, launch
 from retake_fsm.store import read_journal
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_SCRIPT = REPO / "bench" / "baseline_skill.sh"
-START_TIMEOUT = 30.0
 STOP_TIMEOUT = 45.0
 T = TypeVar("T")
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the benchmark dies (no orphans)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float,
@@ -132,25 +125,7 @@ class Sandbox:
     """The local retake.tv, started as our child; gone when `stop()` returns."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        ready = data_dir / "sandbox.json"
-        ready.unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RETAKE_")}
-        with open(data_dir / "sandbox.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "retake_fsm", "sandbox", "--port", "0",
-                 "--rtmp-port", "0", "--data-dir", str(data_dir)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=REPO,
-                preexec_fn=_die_with_parent,
-            )
-        if not wait_for(lambda: ready.is_file() or self.proc.poll() is not None, START_TIMEOUT):
-            self.stop()
-            raise RuntimeError(f"the sandbox did not start in {START_TIMEOUT:g}s "
-                               f"(see {data_dir / 'sandbox.log'})")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with {self.proc.returncode} "
-                               f"(see {data_dir / 'sandbox.log'})")
-        self.info: dict[str, Any] = json.loads(ready.read_text("utf-8"))
+        self.proc, self.info = launch(data_dir, cwd=REPO)
         self.http = httpx.Client(timeout=10.0)
 
     @property
@@ -278,7 +253,7 @@ class Contender:
             self.started_at = time.time()
             self.proc = subprocess.Popen(self.argv(), env=self.env(), cwd=self.workdir,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
         finally:
             log.close()
         self.orchestrator = Tracked.of(self.proc.pid)

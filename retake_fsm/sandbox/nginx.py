@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -24,10 +23,10 @@ from pathlib import Path
 import psutil
 
 from ..errors import MissingBinaryError, ProcessExitedError
+from .launch import die_with_parent
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 APT_HINT = "nginx libnginx-mod-rtmp"
-PR_SET_PDEATHSIG = 1
 
 
 def find_nginx(binary: str | None = None, module: Path = RTMP_MODULE) -> str:
@@ -79,12 +78,6 @@ rtmp {{
     }}
 }}
 """
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Nginx:
@@ -143,7 +136,7 @@ class Nginx:
                 [binary, "-p", str(self.workdir), "-c", str(conf),
                  "-e", str(self.workdir / "error.log")],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
 
     def _last_error(self) -> str:
