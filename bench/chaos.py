@@ -9,8 +9,8 @@ one's data dir), with real nginx-rtmp, Xvfb, ffmpeg and scrot. A fresh agent is
 registered and verified through the CLI in an isolated HOME. Then each cycle:
 
 1. `retake-fsm run` (a separate process, as an operator starts it) goes live;
-2. a viewer comment must get its reply (the responder plug-in is this script
-   with `--echo-responder`: it answers `re <comment id>`);
+2. a viewer comment must get its reply (the responder plug-in is
+   tests/e2e/echo_responder.py: it answers `re <comment id>`);
 3. one fault, drawn with the seeded RNG (every fault once per round, shuffled):
    ffmpeg-kill, freeze, 503-burst, latency, conflict-409, rotate-key,
    drop-publisher, orchestrator-kill (SIGKILL `run`, a comment while it is
@@ -47,10 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from retake_fsm.procs import same_process
 from retake_fsm.sandbox.launch import die_with_parent
 from retake_fsm.store import read_journal
 
 REPO = Path(__file__).resolve().parents[1]
+ECHO_RESPONDER = REPO / "tests" / "e2e" / "echo_responder.py"  # answers `re <comment id>`
 T = TypeVar("T")
 
 FAULTS = ("ffmpeg-kill", "freeze", "503-burst", "latency", "conflict-409", "rotate-key",
@@ -84,32 +86,6 @@ def wait_for(predicate: Callable[[], T | None], timeout: float,
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
-
-
-def start_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        return None if p.status() == psutil.STATUS_ZOMBIE else p.create_time()
-    except psutil.Error:
-        return None
-
-
-def same(pid: int, created: float) -> bool:
-    now = start_time(pid)
-    return now is not None and abs(now - created) < 0.05
-
-
-def echo_responder() -> int:
-    """`--echo-responder`: the chat plug-in; one reply `re <id>` per comment (JSON lines)."""
-    for line in sys.stdin:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        print(json.dumps({"reply": f"re {item['id']}", "in_reply_to": item["id"]}), flush=True)
-    return 0
 
 
 # --- the platform -------------------------------------------------------------------------
@@ -242,7 +218,7 @@ class Agent:
 
     def leftovers(self, skip: set[int]) -> list[str]:
         return [f"{name}:{pid}" for pid, (name, ct) in self.seen.items()
-                if pid not in skip and same(pid, ct)]
+                if pid not in skip and same_process(pid, ct)]
 
     def ffmpeg(self) -> tuple[int, float] | None:
         rec = self.state().get("processes", {}).get("ffmpeg")
@@ -361,7 +337,7 @@ class Chaos:
         old = self.agent.ffmpeg()
         mark = p.mark()
         t0 = time.monotonic()
-        if fault == "ffmpeg-kill" and old is not None and same(*old):
+        if fault == "ffmpeg-kill" and old is not None and same_process(*old):
             os.kill(old[0], signal.SIGKILL)
         elif fault == "freeze":
             p.admin("POST", "ingest/freeze", {"agent": name})
@@ -424,7 +400,7 @@ class Chaos:
         if not left:
             cycle.orphans = self.agent.leftovers(skip)
             for pid, (_n, ct) in list(self.agent.seen.items()):  # ours, by PID + start time
-                if pid not in skip and same(pid, ct):
+                if pid not in skip and same_process(pid, ct):
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
         cycle.corrupt = check_files(self.agent)
@@ -572,10 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="data dir of a running sandbox (its sandbox.json); default: start one")
     ap.add_argument("--json", type=Path, help="also write the summary here")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, state)")
-    ap.add_argument("--echo-responder", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.echo_responder:
-        return echo_responder()
     faults = tuple(f.strip() for f in args.faults.split(",") if f.strip())
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown or not faults or args.cycles < 1:
@@ -588,8 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     chaos: Chaos | None = None
     try:
         agent, token = register(platform, work)
-        responder = shlex.join([sys.executable, str(Path(__file__).resolve()),
-                                "--echo-responder"])
+        responder = shlex.join([sys.executable, str(ECHO_RESPONDER)])
         chaos = Chaos(platform, agent, work, responder)
         for i, fault in enumerate(schedule(args.cycles, args.seed, faults), 1):
             cycle = Cycle(index=i, fault=fault)
