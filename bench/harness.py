@@ -31,7 +31,7 @@ import base58
 import httpx
 import psutil
 
-from retake_fsm.sandbox.launch import die_with_parent, launch
+from retake_fsm.sandbox.launch import SandboxHandle, die_with_parent, launch
 from retake_fsm.store import read_journal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,35 +121,12 @@ class Agent:
                 "ticker": self.ticker, "token_address": "", "token_ticker": ""}
 
 
-class Sandbox:
+class Sandbox(SandboxHandle):
     """The local retake.tv, started as our child; gone when `stop()` returns."""
 
     def __init__(self, data_dir: Path) -> None:
         self.proc, self.info = launch(data_dir, cwd=REPO)
         self.http = httpx.Client(timeout=10.0)
-
-    @property
-    def base_url(self) -> str:
-        return str(self.info["base_url"])
-
-    @property
-    def skill_url(self) -> str:
-        return str(self.info["skill_url"])
-
-    @property
-    def admin_url(self) -> str:
-        return str(self.info["admin_url"])
-
-    def admin(self, method: str, path: str, body: Any = None,
-              params: dict[str, Any] | None = None) -> Any:
-        r = self.http.request(method, f"{self.admin_url}/{path.lstrip('/')}", json=body,
-                              params=params)
-        if r.status_code >= 400:
-            raise RuntimeError(f"sandbox admin {method} {path}: HTTP {r.status_code} {r.text}")
-        return r.json()
-
-    def mark(self) -> int:
-        return int(self.admin("GET", "calls", params={"limit": 1})["seq"])
 
     def calls(self, *, since: int = 0, kind: str = "api", path: str | None = None,
               method: str | None = None, event: str | None = None,

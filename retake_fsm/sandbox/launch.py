@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 START_TIMEOUT = 30.0
 PR_SET_PDEATHSIG = 1
 
@@ -56,3 +58,49 @@ def launch(data_dir: Path, *extra: str, cwd: Path | None = None,
             raise RuntimeError(f"sandbox did not start (exit {proc.returncode}):\n{text}")
         time.sleep(0.05)
     return proc, json.loads(ready.read_text("utf-8"))
+
+
+class SandboxHandle:
+    """A launched sandbox: its URLs (from its ready file) and a plain-httpx handle on its
+    admin API. Tests and benchmarks add their own helpers on top."""
+
+    proc: subprocess.Popen[bytes]
+    info: dict[str, Any]
+    http: httpx.Client
+
+    @property
+    def root_url(self) -> str:
+        return str(self.info["root_url"])
+
+    @property
+    def base_url(self) -> str:
+        return str(self.info["base_url"])
+
+    @property
+    def admin_url(self) -> str:
+        return str(self.info["admin_url"])
+
+    @property
+    def rtmp_url(self) -> str:
+        return str(self.info["rtmp_url"])
+
+    @property
+    def skill_url(self) -> str:
+        return str(self.info["skill_url"])
+
+    def env(self) -> dict[str, str]:
+        """The RETAKE_* variables pointing a `retake-fsm` command at this sandbox."""
+        return {"RETAKE_BASE_URL": self.base_url, "RETAKE_SKILL_URL": self.skill_url}
+
+    def admin(self, method: str, path: str, json_body: Any = None,
+              params: dict[str, Any] | None = None) -> Any:
+        """One call to `/_sandbox/<path>`; RuntimeError naming the status on failure."""
+        r = self.http.request(method, f"{self.admin_url}/{path.lstrip('/')}", json=json_body,
+                              params=params)
+        if r.status_code >= 400:
+            raise RuntimeError(f"sandbox admin {method} {path}: {r.status_code} {r.text}")
+        return r.json()
+
+    def mark(self) -> int:
+        """The newest call-log sequence number: pass it as `since=` to see only later calls."""
+        return int(self.admin("GET", "calls", params={"limit": 1})["seq"])
